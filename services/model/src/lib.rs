@@ -1,0 +1,21 @@
+//! The dossier event contract of dvc-pulse: the canonical event, its stable rejection
+//! reasons, normalisation of messy portal input, the DVCQG adapter and reference data.
+//!
+//! Pure: no I/O beyond parsing bytes handed in, and the clock is always an argument.
+//! Modules: [`event`] (types and versions), [`reason`] (reason codes), [`normalize`]
+//! (dates, text, codes), [`parse`] (body splitting and record parsing), [`dvcqg`]
+//! (national-portal records), [`reference`] (services, localities, agencies).
+
+pub mod dvcqg;
+pub mod error;
+pub mod event;
+pub mod normalize;
+pub mod parse;
+pub mod reason;
+pub mod reference;
+
+pub use error::ModelError;
+pub use event::{Channel, DossierEvent, Status};
+pub use parse::{Parsed, Validator, ValidatorConfig};
+pub use reason::{Reason, Rejection};
+pub use reference::Reference;

@@ -1,0 +1,155 @@
+//! Normalisation of what portals really send: three date formats, NFC or NFD text,
+//! codes with stray spaces or without their dot.
+
+use crate::event::{Timestamp, ict};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use unicode_normalization::UnicodeNormalization;
+
+/// Trims and converts to NFC. Returns `None` for text that is empty after trimming.
+pub fn text(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    // NFC first: an NFD string may end in a combining mark that trim must not split.
+    let nfc: String = t.nfc().collect();
+    let nfc = nfc.trim();
+    (!nfc.is_empty()).then(|| nfc.to_string())
+}
+
+/// A code: trimmed, NFC, with inner white space removed (`"1. 001193"` → `"1.001193"`).
+pub fn code(s: &str) -> Option<String> {
+    let t: String = s.nfc().filter(|c| !c.is_whitespace()).collect();
+    (!t.is_empty()).then_some(t)
+}
+
+/// A national procedure code. Systems drop the dot: `1001193` becomes `1.001193`.
+pub fn procedure_code(s: &str) -> Option<String> {
+    let c = code(s)?;
+    if c.len() == 7 && c.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!("{}.{}", &c[..1], &c[1..]));
+    }
+    Some(c)
+}
+
+/// Parses a date or date-time in any format the portals use, as an instant in ICT.
+///
+/// Accepted: RFC 3339 / ISO 8601 with offset or `Z`; ISO 8601 without offset (ICT);
+/// `yyyyMMddHHmmss` (ICT); `dd/MM/yyyy` with optional `HH:mm[:ss]` (ICT); `yyyy-MM-dd`
+/// (ICT midnight). A time without offset is Asia/Ho_Chi_Minh.
+pub fn datetime(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&ict()));
+    }
+    // ISO 8601 with a space instead of `T`, or a compact offset.
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.with_timezone(&ict()));
+        }
+    }
+    if s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return local(NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").ok()?);
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%d/%m/%Y %H:%M:%S",
+        "%d/%m/%Y %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return local(t);
+        }
+    }
+    for f in ["%d/%m/%Y", "%Y-%m-%d"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            return local(d.and_hms_opt(0, 0, 0)?);
+        }
+    }
+    None
+}
+
+fn local(t: NaiveDateTime) -> Option<Timestamp> {
+    ict().from_local_datetime(&t).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::format_ts;
+
+    fn f(s: &str) -> String {
+        format_ts(&datetime(s).unwrap_or_else(|| panic!("{s} should parse")))
+    }
+
+    #[test]
+    fn the_three_portal_formats_agree() {
+        let want = "2024-06-05T08:30:00+07:00";
+        assert_eq!(f("20240605083000"), want);
+        assert_eq!(f("2024-06-05T08:30:00+07:00"), want);
+        assert_eq!(f("2024-06-05T01:30:00Z"), want);
+        assert_eq!(f("2024-06-05T08:30:00"), want);
+        assert_eq!(f("2024-06-05 08:30:00"), want);
+        assert_eq!(f("05/06/2024 08:30"), want);
+        assert_eq!(f("05/06/2024 08:30:00"), want);
+        assert_eq!(f("05/06/2024"), "2024-06-05T00:00:00+07:00");
+        assert_eq!(f("2024-06-05"), "2024-06-05T00:00:00+07:00");
+    }
+
+    #[test]
+    fn utc_late_evening_is_the_next_ict_day() {
+        assert_eq!(f("2024-07-05T18:00:00Z"), "2024-07-06T01:00:00+07:00");
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for s in [
+            "",
+            "yesterday",
+            "31/02/2024",
+            "20241301000000",
+            "2024-13-01",
+            "05-06-2024",
+        ] {
+            assert!(datetime(s).is_none(), "{s:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn text_is_nfc_and_trimmed() {
+        let nfd = "Đăng ky\u{301} khai sinh ";
+        assert_eq!(text(nfd).unwrap(), "Đăng ký khai sinh");
+        assert_eq!(text("   "), None);
+    }
+
+    #[test]
+    fn procedure_codes_get_their_dot_back() {
+        assert_eq!(procedure_code(" 1001193 ").unwrap(), "1.001193");
+        assert_eq!(procedure_code("1.001193").unwrap(), "1.001193");
+        assert_eq!(procedure_code("1. 001193").unwrap(), "1.001193");
+        assert_eq!(procedure_code("DA06-02").unwrap(), "DA06-02");
+    }
+}
+
+/// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
+pub fn code_keep_space(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// True for a date without a time of day (`dd/MM/yyyy`, `yyyy-MM-dd`).
+pub fn is_bare_date(s: &str) -> bool {
+    let s = s.trim();
+    s.len() == 10
+        && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
+            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+}

@@ -1,0 +1,446 @@
+//! From bytes to a validated canonical event, or to a rejection with a stable reason.
+//!
+//! A body is one JSON object, a JSON array of objects, or NDJSON; each record is either
+//! canonical (contract field names) or a DVCQG sync record (`MaHoSo`, ...). Anything
+//! outside the contract or the DVCQG mapping is dropped here and never travels further.
+
+use crate::dvcqg;
+use crate::event::{Channel, DossierEvent, Status, Timestamp};
+use crate::normalize;
+use crate::reason::{Reason, Rejection};
+use crate::reference::Reference;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The contract's field names, in contract order.
+pub const CANONICAL_FIELDS: [&str; 14] = [
+    "dossier_id",
+    "procedure_code",
+    "procedure_name",
+    "locality_code",
+    "agency",
+    "channel",
+    "status",
+    "received_at",
+    "due_at",
+    "finished_at",
+    "updated_at",
+    "event_id",
+    "source",
+    // Not a contract field: kept so a redacted DVCQG payload can say where it came from.
+    "shape",
+];
+
+/// Limits and tolerances of validation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidatorConfig {
+    /// Largest accepted record, in bytes of compact JSON.
+    pub max_record_bytes: usize,
+    /// How far past the gateway's clock `received_at` may be (clock skew).
+    #[serde(with = "humantime_secs")]
+    pub future_tolerance: Duration,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 64 * 1024,
+            future_tolerance: Duration::from_secs(600),
+        }
+    }
+}
+
+mod humantime_secs {
+    //! Durations as `"10m"`, `"30s"` or a plain number of seconds.
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", d.as_secs()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Duration::from_secs(n)),
+            Raw::Text(t) => parse(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!("bad duration {t:?}: use e.g. 30s, 10m, 2h"))
+            }),
+        }
+    }
+
+    pub fn parse(t: &str) -> Option<Duration> {
+        let t = t.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let n: u64 = t[..split].parse().ok()?;
+        let mult = match &t[split..] {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return None,
+        };
+        Some(Duration::from_secs(n * mult))
+    }
+}
+
+/// Which input shape a record had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Contract field names.
+    Canonical,
+    /// A national-portal (DVCQG) sync record.
+    Dvcqg,
+}
+
+/// A record that failed validation, with what may safely travel to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Why.
+    pub rejection: Rejection,
+    /// The input shape, when the record was a JSON object.
+    pub shape: Option<Shape>,
+    /// The record restricted to contract (or DVCQG-mapping) fields; `None` when the bytes
+    /// could not be read as a JSON object, since personal data cannot be told apart then.
+    pub redacted: Option<Map<String, Value>>,
+    /// The dossier id, when one could be read.
+    pub dossier_id: Option<String>,
+}
+
+/// The outcome of parsing one record.
+pub type Parsed = Result<DossierEvent, Box<Rejected>>;
+
+/// Validates records against the contract and the reference data.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    reference: Arc<Reference>,
+    config: ValidatorConfig,
+}
+
+impl Validator {
+    /// A validator over the given reference data.
+    pub fn new(reference: Arc<Reference>, config: ValidatorConfig) -> Self {
+        Self { reference, config }
+    }
+
+    /// The reference data.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// Parses and validates one record; `now` is the receiving side's clock.
+    pub fn parse_record(&self, raw: &[u8], now: DateTime<Utc>) -> Parsed {
+        let bare = |rejection| {
+            Box::new(Rejected {
+                rejection,
+                shape: None,
+                redacted: None,
+                dossier_id: None,
+            })
+        };
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            bare(Rejection::record(
+                Reason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            ))
+        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            bare(Rejection::record(
+                Reason::MalformedJson,
+                format!("not JSON: line {} column {}", e.line(), e.column()),
+            ))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(bare(Rejection::record(
+                Reason::NotAnObject,
+                format!("a record must be a JSON object, not {}", kind(&value)),
+            )));
+        };
+        let shape = if dvcqg::is_dvcqg(&map) {
+            Shape::Dvcqg
+        } else {
+            Shape::Canonical
+        };
+        let result = if raw.len() > self.config.max_record_bytes {
+            Err(Rejection::record(
+                Reason::OversizeRecord,
+                format!(
+                    "{} bytes, over the {}-byte limit",
+                    raw.len(),
+                    self.config.max_record_bytes
+                ),
+            ))
+        } else {
+            match shape {
+                Shape::Canonical => self.canonical(&map, now),
+                Shape::Dvcqg => {
+                    dvcqg::to_event(&map, &self.reference).and_then(|e| self.check(e, now))
+                }
+            }
+        };
+        result.map_err(|rejection| {
+            let redacted = match shape {
+                Shape::Canonical => redact(&map, &CANONICAL_FIELDS),
+                Shape::Dvcqg => redact(&map, &dvcqg::MAPPED_FIELDS),
+            };
+            let id_field = if shape == Shape::Dvcqg {
+                "MaHoSo"
+            } else {
+                "dossier_id"
+            };
+            let dossier_id = redacted.get(id_field).and_then(scalar_text);
+            Box::new(Rejected {
+                rejection,
+                shape: Some(shape),
+                redacted: Some(redacted),
+                dossier_id,
+            })
+        })
+    }
+
+    fn canonical(
+        &self,
+        m: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<DossierEvent, Rejection> {
+        let dossier_id = required(m, "dossier_id", normalize::code)?;
+        let procedure_code = required(m, "procedure_code", normalize::procedure_code)?;
+        let locality_code = required(m, "locality_code", normalize::code)?;
+        let channel_text = required(m, "channel", normalize::code)?;
+        let channel = Channel::parse(&channel_text).ok_or_else(|| {
+            Rejection::field(
+                Reason::UnknownChannel,
+                "channel",
+                format!("{channel_text:?} is not online, in_person or postal"),
+            )
+        })?;
+        let status_text = required(m, "status", normalize::code)?;
+        let status = Status::parse(&status_text).ok_or_else(|| {
+            Rejection::field(
+                Reason::UnknownStatus,
+                "status",
+                format!("{status_text:?} is not a contract status"),
+            )
+        })?;
+        let updated_at = date(m, "updated_at", false)?.ok_or_else(|| {
+            Rejection::field(Reason::MissingField, "updated_at", "updated_at is required")
+        })?;
+        let event = DossierEvent {
+            dossier_id,
+            procedure_code,
+            procedure_name: optional(m, "procedure_name", normalize::text)?,
+            locality_code,
+            agency: optional(m, "agency", normalize::text)?,
+            channel,
+            status,
+            received_at: date(m, "received_at", false)?,
+            due_at: date(m, "due_at", true)?,
+            finished_at: date(m, "finished_at", true)?,
+            updated_at,
+            event_id: optional(m, "event_id", normalize::code)?,
+            source: optional(m, "source", normalize::text)?,
+        };
+        self.check(event, now)
+    }
+
+    /// Rules between fields, against the clock, and against the reference data.
+    fn check(&self, e: DossierEvent, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
+        match e.received_at {
+            None if e.status != Status::New => {
+                return Err(Rejection::field(
+                    Reason::MissingField,
+                    "received_at",
+                    "received_at is required unless the status is new",
+                ));
+            }
+            Some(r) => {
+                if let Some(f) = e.finished_at.filter(|f| *f < r) {
+                    return Err(Rejection::field(
+                        Reason::FinishedBeforeReceived,
+                        "finished_at",
+                        format!(
+                            "finished {} before received {}",
+                            crate::event::format_ts(&f),
+                            crate::event::format_ts(&r)
+                        ),
+                    ));
+                }
+                if let Some(d) = e.due_at.filter(|d| *d < r) {
+                    return Err(Rejection::field(
+                        Reason::DueBeforeReceived,
+                        "due_at",
+                        format!(
+                            "due {} before received {}",
+                            crate::event::format_ts(&d),
+                            crate::event::format_ts(&r)
+                        ),
+                    ));
+                }
+                let limit = now + self.config.future_tolerance;
+                if r > limit {
+                    return Err(Rejection::field(
+                        Reason::ReceivedInFuture,
+                        "received_at",
+                        format!(
+                            "received {} is after the gateway clock {}",
+                            crate::event::format_ts(&r),
+                            crate::event::format_ts(&now.fixed_offset())
+                        ),
+                    ));
+                }
+            }
+            None => {}
+        }
+        if !self.reference.localities.contains(&e.locality_code) {
+            return Err(Rejection::field(
+                Reason::UnknownLocality,
+                "locality_code",
+                format!(
+                    "{:?} is not a statistics-office code of the current or pre-2025 units",
+                    e.locality_code
+                ),
+            ));
+        }
+        Ok(e)
+    }
+}
+
+/// Splits a request body or file into records: one JSON object, a JSON array, or NDJSON.
+///
+/// Each record comes with its index: the array position, or the 0-based line number.
+/// A body that is none of these comes back whole as record 0, so that parsing it yields
+/// the precise reason (`invalid_utf8`, `malformed_json`, ...).
+pub fn split_body(body: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    match trimmed[0] {
+        b'[' => match serde_json::from_slice::<Vec<Value>>(trimmed) {
+            Ok(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i, serde_json::to_vec(&v).expect("a Value serialises")))
+                .collect(),
+            Err(_) => vec![(0, trimmed.to_vec())],
+        },
+        b'{' if serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok() => {
+            vec![(0, trimmed.to_vec())]
+        }
+        _ => body
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let line = line.trim_ascii();
+                (!line.is_empty()).then(|| (i, line.to_vec()))
+            })
+            .collect(),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn redact(m: &Map<String, Value>, keep: &[&str]) -> Map<String, Value> {
+    const MAX: usize = 1024;
+    m.iter()
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) if s.len() > MAX => {
+                    let cut = (0..=MAX)
+                        .rev()
+                        .find(|i| s.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    Value::String(format!("{}…", &s[..cut]))
+                }
+                Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => v.clone(),
+                // Nested structures are not part of any contract field.
+                _ => Value::String(format!("<{}>", kind(v))),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// A string, or a number written as text (DVCQG systems send both).
+pub(crate) fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A required string field: absent, null or blank is `missing_field`; not a string is
+/// `invalid_field`.
+pub(crate) fn required(
+    m: &Map<String, Value>,
+    f: &'static str,
+    norm: fn(&str) -> Option<String>,
+) -> Result<String, Rejection> {
+    optional(m, f, norm)?
+        .ok_or_else(|| Rejection::field(Reason::MissingField, f, format!("{f} is required")))
+}
+
+/// An optional string field; blank counts as absent.
+pub(crate) fn optional(
+    m: &Map<String, Value>,
+    f: &'static str,
+    norm: fn(&str) -> Option<String>,
+) -> Result<Option<String>, Rejection> {
+    match m.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(norm(s)),
+        Some(v) => Err(Rejection::field(
+            Reason::InvalidField,
+            f,
+            format!("{f} must be a string, not {}", kind(v)),
+        )),
+    }
+}
+
+/// A date field in any portal format. A date without a time is the start of that day,
+/// or its end for deadlines and completions (`end_of_day`), so a same-day due date or
+/// completion written as a bare date is not "before received".
+pub(crate) fn date(
+    m: &Map<String, Value>,
+    f: &'static str,
+    end_of_day: bool,
+) -> Result<Option<Timestamp>, Rejection> {
+    let Some(text) = optional(m, f, normalize::code_keep_space)? else {
+        return Ok(None);
+    };
+    let t = normalize::datetime(&text).ok_or_else(|| {
+        Rejection::field(
+            Reason::InvalidDate,
+            f,
+            format!("{f} {text:?} is not a date in any accepted format"),
+        )
+    })?;
+    Ok(Some(if end_of_day && normalize::is_bare_date(&text) {
+        t + chrono::Duration::seconds(86399)
+    } else {
+        t
+    }))
+}
+
+#[cfg(test)]
+mod tests;
