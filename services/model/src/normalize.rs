@@ -153,3 +153,8 @@ pub fn is_bare_date(s: &str) -> bool {
         && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
             || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
 }
+
+/// Canonical decomposition (NFD), as some source systems store Vietnamese text.
+pub fn nfd(s: &str) -> String {
+    s.nfd().collect()
+}

@@ -163,6 +163,13 @@ impl UnitSet {
         self.units.values().filter(|u| u.level == level).count()
     }
 
+    /// Every unit whose lineage passes through `code` (the unit itself included).
+    pub fn units_under<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a Unit> + 'a {
+        self.units
+            .values()
+            .filter(move |u| self.lineage(&u.code).iter().any(|a| a.code == code))
+    }
+
     /// The unit and its ancestors, innermost first.
     pub fn lineage(&self, code: &str) -> Vec<&Unit> {
         let mut out = Vec::new();

@@ -23,14 +23,20 @@ fn files(dir: &str) -> Vec<PathBuf> {
 }
 
 fn schema_accepts(validator: &jsonschema::Validator, raw: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(raw) else { return false };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else { return false };
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
     validator.is_valid(&value)
 }
 
 fn setup() -> (jsonschema::Validator, Validator) {
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(schemas().join("dossier-event.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(schemas().join("dossier-event.schema.json")).unwrap(),
+    )
+    .unwrap();
     let js = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
@@ -46,10 +52,20 @@ fn valid_examples_pass_schema_and_parser() {
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     for path in files("examples/valid") {
         let raw = std::fs::read(&path).unwrap();
-        assert!(schema_accepts(&js, &raw), "schema rejects {}", path.display());
-        let event = parser.parse_record(&raw, now).unwrap_or_else(|r| panic!("parser rejects {}: {}", path.display(), r.rejection));
+        assert!(
+            schema_accepts(&js, &raw),
+            "schema rejects {}",
+            path.display()
+        );
+        let event = parser
+            .parse_record(&raw, now)
+            .unwrap_or_else(|r| panic!("parser rejects {}: {}", path.display(), r.rejection));
         // The canonical form is itself valid against the schema.
-        assert!(schema_accepts(&js, &event.to_canonical_json()), "canonical form of {}", path.display());
+        assert!(
+            schema_accepts(&js, &event.to_canonical_json()),
+            "canonical form of {}",
+            path.display()
+        );
     }
 }
 
@@ -61,15 +77,24 @@ fn invalid_examples_yield_their_named_reason() {
     for path in files("examples/invalid") {
         let stem = path.file_stem().unwrap().to_str().unwrap();
         let code = stem.split('-').next().unwrap();
-        let want = Reason::parse(code).unwrap_or_else(|| panic!("{stem}: {code} is not a reason code"));
+        let want =
+            Reason::parse(code).unwrap_or_else(|| panic!("{stem}: {code} is not a reason code"));
         let raw = std::fs::read(&path).unwrap();
-        let got = parser.parse_record(&raw, now).expect_err(stem).rejection.reason;
+        let got = parser
+            .parse_record(&raw, now)
+            .expect_err(stem)
+            .rejection
+            .reason;
         assert_eq!(got, want, "{}", path.display());
         assert_eq!(
             schema_accepts(&js, &raw),
             !want.is_structural(),
             "{stem}: the schema should {} it",
-            if want.is_structural() { "reject" } else { "accept (the rule is beyond JSON Schema)" }
+            if want.is_structural() {
+                "reject"
+            } else {
+                "accept (the rule is beyond JSON Schema)"
+            }
         );
         seen.insert(want);
     }

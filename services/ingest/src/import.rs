@@ -1,0 +1,225 @@
+//! Bulk import of NDJSON, JSON arrays or CSV (canonical or DVCQG column names), through
+//! the same validation and topics as the gateway, one transaction per batch.
+
+use crate::error::IngestError;
+use crate::pipeline;
+use crate::sink::KafkaSink;
+use chrono::{DateTime, Utc};
+use dvc_pulse_model::Validator;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use tokio::sync::mpsc;
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Records read (after `skip_before`).
+    pub records: usize,
+    /// Accepted events committed to the events topic.
+    pub accepted: usize,
+    /// Rejected records committed to the dead-letter topic, by reason.
+    pub rejected: BTreeMap<String, usize>,
+    /// Index (line or array position) of the last committed record.
+    pub committed_through: Option<usize>,
+}
+
+/// Import options.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Records per transaction.
+    pub batch_size: usize,
+    /// Skip records whose index is below this (to resume after a failure).
+    pub skip_before: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            skip_before: 0,
+        }
+    }
+}
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// One JSON array of objects.
+    JsonArray,
+    /// CSV with a header of field names.
+    Csv,
+}
+
+/// Guesses the format from the extension, then the first byte.
+pub fn detect(path: &Path) -> Result<Format, IngestError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return Ok(Format::Csv);
+    }
+    let mut f = std::fs::File::open(path).map_err(|source| io(path, source))?;
+    let mut buf = [0u8; 4096];
+    let n = f.read(&mut buf).map_err(|source| io(path, source))?;
+    Ok(match buf[..n].iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Format::JsonArray,
+        _ => Format::Ndjson,
+    })
+}
+
+fn io(path: &Path, source: std::io::Error) -> IngestError {
+    IngestError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Imports `path`. `progress(bytes_read, bytes_total)` is called after each batch.
+/// On a Kafka failure the error is returned with the summary so far: rerun with
+/// `skip_before = committed_through + 1` to resume without duplicates.
+pub async fn import_file(
+    path: &Path,
+    validator: &Validator,
+    sink: &KafkaSink,
+    options: &ImportOptions,
+    now: impl Fn() -> DateTime<Utc>,
+    progress: impl Fn(u64, u64),
+) -> Result<ImportSummary, (ImportSummary, IngestError)> {
+    let format = detect(path).map_err(|e| (ImportSummary::default(), e))?;
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let (tx, mut rx) = mpsc::channel::<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>(2);
+    let (p, opts) = (path.to_path_buf(), options.clone());
+    let reader = tokio::task::spawn_blocking(move || read_batches(&p, format, &opts, &tx));
+    let origin = format!(
+        "import:{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let mut summary = ImportSummary::default();
+    while let Some(batch) = rx.recv().await {
+        let (records, read) = batch.map_err(|e| (summary.clone(), e))?;
+        let last = records.last().map(|r| r.0);
+        summary.records += records.len();
+        let outcome = pipeline::process(validator, records, &origin, now());
+        sink.publish(outcome.messages)
+            .await
+            .map_err(|e| (summary.clone(), e))?;
+        summary.accepted += outcome.accepted;
+        for r in outcome.rejected {
+            *summary.rejected.entry(r.reason.to_string()).or_default() += 1;
+        }
+        summary.committed_through = last.or(summary.committed_through);
+        progress(read, total);
+    }
+    reader
+        .await
+        .map_err(|e| (summary.clone(), IngestError::Internal(e.to_string())))?;
+    Ok(summary)
+}
+
+type Batches = mpsc::Sender<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;
+
+fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches) {
+    let result = (|| -> Result<(), IngestError> {
+        let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+        let mut batch = Vec::with_capacity(opts.batch_size);
+        let push =
+            |index: usize, raw: Vec<u8>, read: u64, batch: &mut Vec<(usize, Vec<u8>)>| -> bool {
+                if index >= opts.skip_before {
+                    batch.push((index, raw));
+                }
+                if batch.len() >= opts.batch_size {
+                    return tx.blocking_send(Ok((std::mem::take(batch), read))).is_ok();
+                }
+                true
+            };
+        let mut read = 0u64;
+        match format {
+            Format::Ndjson => {
+                let mut r = BufReader::new(file);
+                let mut line = Vec::new();
+                for index in 0.. {
+                    line.clear();
+                    let n = r
+                        .read_until(b'\n', &mut line)
+                        .map_err(|source| io(path, source))?;
+                    if n == 0 {
+                        break;
+                    }
+                    read += n as u64;
+                    let t = line.trim_ascii();
+                    if !t.is_empty() && !push(index, t.to_vec(), read, &mut batch) {
+                        return Ok(());
+                    }
+                }
+            }
+            Format::JsonArray => {
+                let mut body = Vec::new();
+                BufReader::new(file)
+                    .read_to_end(&mut body)
+                    .map_err(|source| io(path, source))?;
+                read = body.len() as u64;
+                for (index, raw) in dvc_pulse_model::parse::split_body(&body) {
+                    if !push(index, raw, read, &mut batch) {
+                        return Ok(());
+                    }
+                }
+            }
+            Format::Csv => {
+                let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+                let headers = r.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+                let mut row = csv::ByteRecord::new();
+                loop {
+                    let raw = match r.read_byte_record(&mut row) {
+                        Ok(false) => break,
+                        Ok(true) => csv_row_to_json(&headers, &row),
+                        // A row that cannot be read still gets its line and a reason.
+                        Err(_) => b"<unreadable CSV row>".to_vec(),
+                    };
+                    let index = row.position().map(|p| p.line() as usize - 1).unwrap_or(0);
+                    read = row.position().map(|p| p.byte()).unwrap_or(read);
+                    if !push(index, raw, read, &mut batch) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok((batch, read)));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> IngestError {
+    io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    )
+}
+
+/// A CSV row as a JSON object of its non-empty cells. Cells that are not UTF-8 make the
+/// row itself non-UTF-8, so validation reports `invalid_utf8` for it.
+fn csv_row_to_json(headers: &csv::ByteRecord, row: &csv::ByteRecord) -> Vec<u8> {
+    let mut map = serde_json::Map::new();
+    for (h, v) in headers.iter().zip(row.iter()) {
+        let (Ok(h), Ok(v)) = (std::str::from_utf8(h), std::str::from_utf8(v)) else {
+            return row.as_slice().to_vec();
+        };
+        if !v.trim().is_empty() {
+            map.insert(
+                h.trim().to_string(),
+                serde_json::Value::String(v.to_string()),
+            );
+        }
+    }
+    serde_json::to_vec(&map).expect("a map serialises")
+}
