@@ -1,1 +1,275 @@
-fn main() {}
+//! `dvc-pulse`: one binary, many subcommands. Parses arguments, loads configuration,
+//! starts telemetry and calls the library's run functions; nothing more.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use dvc_pulse_app::simulate::{Options, Target, TruthWindow};
+use dvc_pulse_app::{Config, EmbeddedBroker, telemetry};
+use std::path::PathBuf;
+
+/// Live online-rate analytics for Vietnamese public-service dossiers.
+///
+/// Configuration: built-in defaults, then --config FILE (TOML), then environment
+/// variables DVC_PULSE__SECTION__KEY (e.g. DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS).
+#[derive(Parser)]
+#[command(name = "dvc-pulse", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "DVC_PULSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything on this machine, nothing external: broker, gateway, simulator, live tally.
+    Demo {
+        /// Localities to simulate (commune, district or province codes).
+        #[arg(long, default_value = "56", value_delimiter = ',')]
+        localities: Vec<String>,
+        /// Volume multiplier on the calibrated rates.
+        #[arg(long, default_value_t = 0.3)]
+        scale: f64,
+    },
+    /// Run the embedded Kafka-protocol broker (librdkafka's mock cluster) until Ctrl-C.
+    Broker {
+        /// Write the bootstrap address to this file too (for scripts).
+        #[arg(long)]
+        bootstrap_file: Option<PathBuf>,
+    },
+    /// Run the HTTP ingest gateway (POST /v1/dossiers).
+    Ingest,
+    /// Import NDJSON, a JSON array or CSV through the same validation as the gateway.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Records per Kafka transaction.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// Skip records before this index (resume after an interrupted import).
+        #[arg(long, default_value_t = 0)]
+        skip_before: usize,
+    },
+    /// Generate realistic, messy portal traffic (deterministic with --seed).
+    Simulate {
+        /// Write NDJSON here.
+        #[arg(long, conflicts_with_all = ["gateway", "kafka"])]
+        out: Option<PathBuf>,
+        /// Post to this gateway base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Bearer token for --gateway.
+        #[arg(long, env = "DVC_PULSE_TOKEN")]
+        token: Option<String>,
+        /// Publish to Kafka (kafka.bootstrap_servers) through gateway validation.
+        #[arg(long)]
+        kafka: bool,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First day of receptions (YYYY-MM-DD).
+        #[arg(long, default_value = "2024-06-05")]
+        start: chrono::NaiveDate,
+        /// Days of receptions.
+        #[arg(long, default_value_t = 31)]
+        days: u32,
+        /// Localities (commune, district or province codes).
+        #[arg(long, default_value = "582", value_delimiter = ',')]
+        localities: Vec<String>,
+        /// Volume multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Share of versions redelivered byte for byte.
+        #[arg(long, default_value_t = 0.05)]
+        duplicate_rate: f64,
+        /// Share of dossiers whose versions arrive out of order.
+        #[arg(long, default_value_t = 0.10)]
+        out_of_order_rate: f64,
+        /// Share of dossiers that arrive late.
+        #[arg(long, default_value_t = 0.05)]
+        late_rate: f64,
+        /// Longest lateness in days.
+        #[arg(long, default_value_t = 60)]
+        late_max_days: i64,
+        /// Share of dossiers corrected later.
+        #[arg(long, default_value_t = 0.02)]
+        correction_rate: f64,
+        /// Malformed records per dossier.
+        #[arg(long, default_value_t = 0.01)]
+        malformed_rate: f64,
+        /// Share of versions sent as DVCQG records (with personal data to be dropped).
+        #[arg(long, default_value_t = 0.2)]
+        dvcqg_rate: f64,
+        /// With --out: write OUT.truth.json for the window FROM:TO (YYYY-MM-DD:YYYY-MM-DD).
+        #[arg(long)]
+        truth: Option<String>,
+        /// Locality filter of the truth window.
+        #[arg(long)]
+        truth_locality: Option<String>,
+    },
+    /// Print the SHA-256 of a token, for ingest.token_sha256.
+    HashToken {
+        /// The token.
+        token: String,
+    },
+    /// Print the effective configuration (secrets masked).
+    Config,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(cli.config.as_deref())?;
+    telemetry::init(&cfg.log);
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(run(cfg, cli.command))
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(mut cfg: Config, command: Command) -> Result<()> {
+    match command {
+        Command::Demo { localities, scale } => {
+            let opts = dvc_pulse_app::demo::DemoOptions {
+                localities,
+                scale,
+                ..Default::default()
+            };
+            dvc_pulse_app::demo::run(cfg, opts, ctrl_c()).await?;
+        }
+        Command::Broker { bootstrap_file } => {
+            let broker = EmbeddedBroker::start(&[
+                (&cfg.topics.events, cfg.topics.partitions),
+                (&cfg.topics.dead_letter, 1),
+            ])?;
+            println!("{}", broker.bootstrap_servers());
+            if let Some(f) = bootstrap_file {
+                std::fs::write(&f, broker.bootstrap_servers())
+                    .with_context(|| format!("writing {}", f.display()))?;
+            }
+            tracing::info!(bootstrap = broker.bootstrap_servers(), events = %cfg.topics.events, dead_letter = %cfg.topics.dead_letter, "embedded broker running; Ctrl-C stops it");
+            ctrl_c().await;
+        }
+        Command::Ingest => {
+            let _broker = embedded_if_unset(&mut cfg)?;
+            let gw = dvc_pulse_app::gateway::start(&cfg, None).await?;
+            println!("ingest gateway on http://{}", gw.addr);
+            ctrl_c().await;
+            gw.stop().await?;
+        }
+        Command::Import {
+            file,
+            batch,
+            skip_before,
+        } => {
+            anyhow::ensure!(
+                !cfg.kafka.bootstrap_servers.is_empty(),
+                "set kafka.bootstrap_servers (or DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS)"
+            );
+            let opts = dvc_pulse_ingest_options(batch, skip_before);
+            let s = dvc_pulse_app::import::run(&cfg, &file, &opts, true).await?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Command::Simulate {
+            out,
+            gateway,
+            token,
+            kafka,
+            seed,
+            start,
+            days,
+            localities,
+            scale,
+            duplicate_rate,
+            out_of_order_rate,
+            late_rate,
+            late_max_days,
+            correction_rate,
+            malformed_rate,
+            dvcqg_rate,
+            truth,
+            truth_locality,
+        } => {
+            let target = match (out, gateway, kafka) {
+                (Some(p), _, _) => Target::File(p),
+                (None, Some(url), _) => Target::Gateway { url, token },
+                (None, None, true) => Target::Kafka,
+                (None, None, false) => {
+                    anyhow::bail!("choose one of --out FILE, --gateway URL or --kafka")
+                }
+            };
+            let truth = truth
+                .map(|w| -> Result<TruthWindow> {
+                    let (a, b) = w.split_once(':').context("--truth takes FROM:TO")?;
+                    Ok(TruthWindow {
+                        from: a.parse()?,
+                        to: b.parse()?,
+                        locality: truth_locality,
+                    })
+                })
+                .transpose()?;
+            let sim = dvc_pulse_sim::SimConfig {
+                seed,
+                start,
+                days,
+                localities,
+                scale,
+                duplicate_rate,
+                out_of_order_rate,
+                late_rate,
+                late_max_days,
+                correction_rate,
+                malformed_rate,
+                dvcqg_rate,
+            };
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let r = dvc_pulse_app::simulate::run(
+                &cfg,
+                &Options {
+                    sim,
+                    target,
+                    batch: 500,
+                    realtime: false,
+                    truth,
+                },
+                rx,
+            )
+            .await?;
+            eprintln!(
+                "sent {} records for {} dossiers ({} malformed on purpose)",
+                r.sent, r.dossiers, r.malformed
+            );
+        }
+        Command::HashToken { token } => {
+            println!("{}", dvc_pulse_ingest::gateway::hash_token(&token))
+        }
+        Command::Config => println!("{}", cfg.to_json_redacted()),
+    }
+    Ok(())
+}
+
+fn dvc_pulse_ingest_options(
+    batch_size: usize,
+    skip_before: usize,
+) -> dvc_pulse_ingest::import::ImportOptions {
+    dvc_pulse_ingest::import::ImportOptions {
+        batch_size,
+        skip_before,
+    }
+}
+
+/// `ingest` without a configured cluster runs on an embedded broker, announced loudly.
+fn embedded_if_unset(cfg: &mut Config) -> Result<Option<EmbeddedBroker>> {
+    if !cfg.kafka.bootstrap_servers.is_empty() {
+        return Ok(None);
+    }
+    let b = EmbeddedBroker::start(&[
+        (&cfg.topics.events, cfg.topics.partitions),
+        (&cfg.topics.dead_letter, 1),
+    ])?;
+    cfg.kafka.bootstrap_servers = b.bootstrap_servers().to_string();
+    tracing::warn!(bootstrap = %cfg.kafka.bootstrap_servers, "kafka.bootstrap_servers unset: using an embedded broker");
+    Ok(Some(b))
+}

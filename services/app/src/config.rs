@@ -1,0 +1,145 @@
+//! Layered configuration: built-in defaults, then a TOML file, then environment variables
+//! `DVC_PULSE__SECTION__KEY` (for example `DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS`).
+
+use crate::error::AppError;
+use dvc_pulse_ingest::{IngestConfig, KafkaConfig, TopicsConfig};
+use dvc_pulse_model::reference::ReferencePaths;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log shippers.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info` or `dvc_pulse_ingest=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka client.
+    pub kafka: KafkaConfig,
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// HTTP gateway.
+    pub ingest: IngestConfig,
+    /// Operator-edited reference files (built-in copies where unset).
+    pub reference: ReferencePaths,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Defaults ← `file` (if given) ← `DVC_PULSE__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, AppError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(AppError::Config(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig.merge(Env::prefixed("DVC_PULSE__").split("__"))
+            .extract()
+            .map_err(|e| AppError::Config(e.to_string()))
+    }
+
+    /// The configuration as JSON, with secret-looking Kafka properties masked.
+    pub fn to_json_redacted(&self) -> String {
+        let mut c = self.clone();
+        for (k, v) in c.kafka.properties.iter_mut() {
+            if k.contains("password") || k.contains("secret") || k.contains("key") {
+                *v = "***".into();
+            }
+        }
+        serde_json::to_string_pretty(&c).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_beats_file_beats_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dvc.toml",
+                r#"
+                [kafka]
+                bootstrap_servers = "file:9092"
+                producers = 2
+                [topics]
+                events = "from-file"
+                [ingest.validation]
+                future_tolerance = "5m"
+                "#,
+            )?;
+            jail.set_env("DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS", "env:9092");
+            jail.set_env(
+                "DVC_PULSE__KAFKA__PROPERTIES__SECURITY.PROTOCOL",
+                "SASL_SSL",
+            );
+            let c = Config::load(Some(Path::new("dvc.toml"))).expect("loads");
+            assert_eq!(c.kafka.bootstrap_servers, "env:9092", "env wins over file");
+            assert_eq!(c.kafka.producers, 2, "file wins over defaults");
+            assert_eq!(c.topics.events, "from-file");
+            assert_eq!(
+                c.topics.dead_letter, "dossier-events-dlq",
+                "defaults fill the rest"
+            );
+            assert_eq!(
+                c.ingest.validation.future_tolerance,
+                std::time::Duration::from_secs(300)
+            );
+            assert_eq!(
+                c.kafka
+                    .properties
+                    .get("security.protocol")
+                    .map(String::as_str),
+                Some("SASL_SSL")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silence() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("dvc.toml", "[kafka]\nbootstrap_server = \"typo:9092\"\n")?;
+            let err = Config::load(Some(Path::new("dvc.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("bootstrap_server"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_masked_when_printed() {
+        let mut c = Config::default();
+        c.kafka
+            .properties
+            .insert("sasl.password".into(), "hunter2".into());
+        let out = c.to_json_redacted();
+        assert!(!out.contains("hunter2") && out.contains("***"));
+    }
+}

@@ -1,0 +1,33 @@
+//! The crate's one error type.
+
+/// Errors of the run functions.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Configuration could not be read or is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reference data could not be loaded.
+    #[error(transparent)]
+    Model(#[from] dvc_pulse_model::ModelError),
+    /// Ingest failure.
+    #[error(transparent)]
+    Ingest(#[from] dvc_pulse_ingest::IngestError),
+    /// The embedded broker failed.
+    #[error("embedded broker: {0}")]
+    Broker(String),
+    /// A long run stopped part-way; the message says what was committed.
+    #[error("{0}")]
+    Interrupted(String),
+    /// HTTP client or server failure.
+    #[error("http: {0}")]
+    Http(String),
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or address.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
