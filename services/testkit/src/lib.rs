@@ -1,1 +1,120 @@
-//! placeholder
+//! Dev-only helpers for tests and benchmarks: an embedded broker with unique topic names,
+//! a gateway on port 0, and a reader of committed topic contents.
+
+use dvc_pulse_app::gateway::RunningGateway;
+use dvc_pulse_app::{Config, EmbeddedBroker};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A broker with its own topics, and a configuration pointing at them.
+pub struct Fixture {
+    /// The broker (stops when dropped).
+    pub broker: EmbeddedBroker,
+    /// Configuration with the broker, unique topics and a test token.
+    pub config: Config,
+}
+
+/// The bearer token fixtures accept.
+pub const TOKEN: &str = "test-token";
+
+impl Fixture {
+    /// A fresh broker with unique topic names (`partitions` for the events topic).
+    pub fn new(partitions: i32) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let mut config = Config::default();
+        config.topics.events = format!("events-{}-{n}", std::process::id());
+        config.topics.dead_letter = format!("dlq-{}-{n}", std::process::id());
+        config.topics.partitions = partitions;
+        let broker = EmbeddedBroker::start(&[
+            (&config.topics.events, partitions),
+            (&config.topics.dead_letter, 1),
+        ])
+        .expect("embedded broker starts");
+        config.kafka.bootstrap_servers = broker.bootstrap_servers().to_string();
+        config.kafka.transactional_id_prefix = format!("test-{}-{n}", std::process::id());
+        config.ingest.listen = "127.0.0.1:0".parse().expect("address");
+        config.ingest.token_sha256 = vec![dvc_pulse_ingest::gateway::hash_token(TOKEN)];
+        Self { broker, config }
+    }
+
+    /// Starts a gateway on port 0 with this fixture's configuration.
+    pub async fn gateway(&self) -> RunningGateway {
+        dvc_pulse_app::gateway::start(&self.config, None)
+            .await
+            .expect("gateway starts")
+    }
+}
+
+/// One committed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Key as text.
+    pub key: Option<String>,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Headers as text.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads the committed messages of `topic` from the beginning, until at least `min` have
+/// arrived and nothing more came for `quiet`, or until `deadline` (then returns what it has).
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    min: usize,
+    quiet: Duration,
+    deadline: Duration,
+) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "testkit-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (start, mut last) = (Instant::now(), Instant::now());
+    let mut out = Vec::new();
+    while start.elapsed() < deadline {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                out.push(Record {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|x| {
+                                    (
+                                        x.key.to_string(),
+                                        String::from_utf8_lossy(x.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None if out.len() >= min && last.elapsed() >= quiet => break,
+            None => {}
+        }
+    }
+    out
+}
