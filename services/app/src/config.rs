@@ -87,6 +87,8 @@ mod tests {
                 [kafka]
                 bootstrap_servers = "file:9092"
                 producers = 2
+                [kafka.properties]
+                "security.protocol" = "SASL_SSL"
                 [topics]
                 events = "from-file"
                 [ingest.validation]
@@ -94,10 +96,6 @@ mod tests {
                 "#,
             )?;
             jail.set_env("DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS", "env:9092");
-            jail.set_env(
-                "DVC_PULSE__KAFKA__PROPERTIES__SECURITY.PROTOCOL",
-                "SASL_SSL",
-            );
             let c = Config::load(Some(Path::new("dvc.toml"))).expect("loads");
             assert_eq!(c.kafka.bootstrap_servers, "env:9092", "env wins over file");
             assert_eq!(c.kafka.producers, 2, "file wins over defaults");

@@ -82,6 +82,25 @@ fn local(t: NaiveDateTime) -> Option<Timestamp> {
     ict().from_local_datetime(&t).single()
 }
 
+/// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
+pub fn code_keep_space(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// True for a date without a time of day (`dd/MM/yyyy`, `yyyy-MM-dd`).
+pub fn is_bare_date(s: &str) -> bool {
+    let s = s.trim();
+    s.len() == 10
+        && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
+            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+}
+
+/// Canonical decomposition (NFD), as some source systems store Vietnamese text.
+pub fn nfd(s: &str) -> String {
+    s.nfd().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,23 +157,4 @@ mod tests {
         assert_eq!(procedure_code("1. 001193").unwrap(), "1.001193");
         assert_eq!(procedure_code("DA06-02").unwrap(), "DA06-02");
     }
-}
-
-/// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
-pub fn code_keep_space(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
-
-/// True for a date without a time of day (`dd/MM/yyyy`, `yyyy-MM-dd`).
-pub fn is_bare_date(s: &str) -> bool {
-    let s = s.trim();
-    s.len() == 10
-        && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
-            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
-}
-
-/// Canonical decomposition (NFD), as some source systems store Vietnamese text.
-pub fn nfd(s: &str) -> String {
-    s.nfd().collect()
 }
