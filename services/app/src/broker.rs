@@ -73,6 +73,14 @@ impl EmbeddedBroker {
         Ok(broker)
     }
 
+    /// Starts a broker with the configured events and dead-letter topics.
+    pub fn for_config(cfg: &crate::Config) -> Result<Self, AppError> {
+        Self::start(&[
+            (&cfg.topics.events, cfg.topics.partitions),
+            (&cfg.topics.dead_letter, 1),
+        ])
+    }
+
     /// `host:port` to give clients as `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap

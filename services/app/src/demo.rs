@@ -44,10 +44,7 @@ pub async fn run(
     opts: DemoOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let broker = EmbeddedBroker::start(&[
-        (&cfg.topics.events, cfg.topics.partitions),
-        (&cfg.topics.dead_letter, 1),
-    ])?;
+    let broker = EmbeddedBroker::for_config(&cfg)?;
     cfg.kafka.bootstrap_servers = broker.bootstrap_servers().to_string();
     let token = format!(
         "demo-{:x}",

@@ -140,10 +140,7 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             dvc_pulse_app::demo::run(cfg, opts, ctrl_c()).await?;
         }
         Command::Broker { bootstrap_file } => {
-            let broker = EmbeddedBroker::start(&[
-                (&cfg.topics.events, cfg.topics.partitions),
-                (&cfg.topics.dead_letter, 1),
-            ])?;
+            let broker = EmbeddedBroker::for_config(&cfg)?;
             println!("{}", broker.bootstrap_servers());
             if let Some(f) = bootstrap_file {
                 std::fs::write(&f, broker.bootstrap_servers())
@@ -168,7 +165,10 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
                 !cfg.kafka.bootstrap_servers.is_empty(),
                 "set kafka.bootstrap_servers (or DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS)"
             );
-            let opts = dvc_pulse_ingest_options(batch, skip_before);
+            let opts = dvc_pulse_ingest::import::ImportOptions {
+                batch_size: batch,
+                skip_before,
+            };
             let s = dvc_pulse_app::import::run(&cfg, &file, &opts, true).await?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
@@ -250,25 +250,12 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
     Ok(())
 }
 
-fn dvc_pulse_ingest_options(
-    batch_size: usize,
-    skip_before: usize,
-) -> dvc_pulse_ingest::import::ImportOptions {
-    dvc_pulse_ingest::import::ImportOptions {
-        batch_size,
-        skip_before,
-    }
-}
-
 /// `ingest` without a configured cluster runs on an embedded broker, announced loudly.
 fn embedded_if_unset(cfg: &mut Config) -> Result<Option<EmbeddedBroker>> {
     if !cfg.kafka.bootstrap_servers.is_empty() {
         return Ok(None);
     }
-    let b = EmbeddedBroker::start(&[
-        (&cfg.topics.events, cfg.topics.partitions),
-        (&cfg.topics.dead_letter, 1),
-    ])?;
+    let b = EmbeddedBroker::for_config(cfg)?;
     cfg.kafka.bootstrap_servers = b.bootstrap_servers().to_string();
     tracing::warn!(bootstrap = %cfg.kafka.bootstrap_servers, "kafka.bootstrap_servers unset: using an embedded broker");
     Ok(Some(b))
