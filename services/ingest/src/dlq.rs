@@ -1,8 +1,8 @@
 //! The dead-letter record: what was rejected, why, and as much of it as may be kept.
 
 use chrono::{DateTime, Utc};
+use dvc_pulse_model::event::format_ts;
 use dvc_pulse_model::parse::{Rejected, Shape};
-use dvc_pulse_model::{Reason, event::format_ts};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -58,28 +58,6 @@ impl DeadLetter {
             payload_bytes: raw.len(),
             origin: origin.to_string(),
             index,
-            rejected_at: format_ts(&now.fixed_offset()),
-        }
-    }
-
-    /// A rejection the worker makes (for example `beyond_horizon`) of an accepted event.
-    pub fn for_event(
-        reason: Reason,
-        detail: String,
-        event_json: &[u8],
-        origin: &str,
-        now: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            reason: reason.as_str().to_string(),
-            field: None,
-            detail,
-            shape: Some("canonical".into()),
-            payload: serde_json::from_slice(event_json).ok(),
-            payload_sha256: hex::encode(Sha256::digest(event_json)),
-            payload_bytes: event_json.len(),
-            origin: origin.to_string(),
-            index: 0,
             rejected_at: format_ts(&now.fixed_offset()),
         }
     }
