@@ -200,6 +200,38 @@ impl Localities {
     pub fn contains(&self, code: &str) -> bool {
         self.current.get(code).is_some() || self.legacy.get(code).is_some()
     }
+
+    /// The current (post-2025) province of a unit of either set: its own lineage when
+    /// the code is a current unit, else its pre-2025 province through the mapping.
+    pub fn current_province(&self, code: &str) -> Option<&Unit> {
+        let own = self.current.lineage(code).into_iter().last();
+        own.or_else(|| {
+            let legacy = self.legacy.lineage(code).into_iter().last()?;
+            self.current.get(self.province_map.get(&legacy.code)?)
+        })
+    }
+
+    /// Every unit a locality filter on which matches `code`: its lineage in both sets
+    /// and its current province. A filter on a unit selects everything under it.
+    pub fn ancestors(&self, code: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let units = self.legacy.lineage(code).into_iter();
+        let units = units.chain(self.current.lineage(code)).chain(self.current_province(code));
+        for u in units {
+            if !out.contains(&u.code.as_str()) {
+                out.push(&u.code);
+            }
+        }
+        out
+    }
+
+    /// Every code of either set, sorted.
+    pub fn codes(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.current.units.keys().chain(self.legacy.units.keys()).map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// The operator-edited agencies table: agency name → locality code.

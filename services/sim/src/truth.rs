@@ -60,11 +60,7 @@ pub fn window_truth(
             continue;
         }
         if let Some(code) = locality {
-            let l = &reference.localities;
-            let within = |set: &dvc_pulse_model::reference::UnitSet| {
-                set.lineage(&e.locality_code).iter().any(|u| u.code == code)
-            };
-            if !within(&l.legacy) && !within(&l.current) {
+            if !reference.localities.ancestors(&e.locality_code).contains(&code) {
                 continue;
             }
         }

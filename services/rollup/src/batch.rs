@@ -1,0 +1,165 @@
+//! Arrow batches in and out of the window core: event versions (the batch path), the
+//! daily buckets of partition states (the streaming path), and the queries over each.
+
+use crate::dims::Dims;
+use crate::error::RollupError;
+use crate::fact::Measure;
+use crate::query::{self, Source, WindowQuery, WindowTable};
+use crate::state::{NO_AGENCY, PartitionState};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    UInt8Builder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use dvc_pulse_model::DossierEvent;
+use std::sync::{Arc, LazyLock};
+
+/// Schema of the `events` table: one row per version as received.
+pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, None);
+    Arc::new(Schema::new(vec![
+        Field::new("dossier_id", DataType::Utf8, false),
+        Field::new("procedure_code", DataType::Utf8, false),
+        Field::new("locality_code", DataType::Utf8, false),
+        Field::new("agency", DataType::Utf8, true),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("status", DataType::UInt8, false),
+        Field::new("received_at", ts(), true),
+        Field::new("due_at", ts(), true),
+        Field::new("finished_at", ts(), true),
+        Field::new("updated_at", ts(), false),
+        Field::new("content", DataType::UInt64, false),
+    ]))
+});
+
+/// Builds the `events` table from parsed versions.
+#[derive(Default)]
+pub struct EventsBuilder {
+    id: StringBuilder,
+    procedure: StringBuilder,
+    locality: StringBuilder,
+    agency: StringBuilder,
+    channel: StringBuilder,
+    status: UInt8Builder,
+    received: TimestampMicrosecondBuilder,
+    due: TimestampMicrosecondBuilder,
+    finished: TimestampMicrosecondBuilder,
+    updated: TimestampMicrosecondBuilder,
+    content: UInt64Builder,
+    rows: usize,
+}
+
+impl EventsBuilder {
+    /// Adds one version with its [`crate::state::content_hash`].
+    pub fn push(&mut self, e: &DossierEvent, content: u64) {
+        let us = |t: &Option<dvc_pulse_model::event::Timestamp>| t.map(|t| t.timestamp_micros());
+        self.id.append_value(&e.dossier_id);
+        self.procedure.append_value(&e.procedure_code);
+        self.locality.append_value(&e.locality_code);
+        self.agency.append_option(e.agency.as_deref());
+        self.channel.append_value(e.channel.as_str());
+        self.status.append_value(e.status.portal_number());
+        self.received.append_option(us(&e.received_at));
+        self.due.append_option(us(&e.due_at));
+        self.finished.append_option(us(&e.finished_at));
+        self.updated.append_value(e.updated_at.timestamp_micros());
+        self.content.append_value(content);
+        self.rows += 1;
+    }
+
+    /// Rows pushed since the last [`EventsBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The batch of everything pushed; the builder starts over.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.procedure.finish()),
+            Arc::new(self.locality.finish()),
+            Arc::new(self.agency.finish()),
+            Arc::new(self.channel.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.received.finish()),
+            Arc::new(self.due.finish()),
+            Arc::new(self.finished.finish()),
+            Arc::new(self.updated.finish()),
+            Arc::new(self.content.finish()),
+        ];
+        RecordBatch::try_new(EVENTS_SCHEMA.clone(), cols).expect("events columns match")
+    }
+}
+
+/// Schema of the `buckets` table (and of bucket checkpoints).
+pub static BUCKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("day", DataType::Date32, false),
+        Field::new("procedure_code", DataType::Utf8, false),
+        Field::new("locality_code", DataType::Utf8, false),
+        Field::new("agency", DataType::Utf8, true),
+    ];
+    fields.extend(Measure::ALL.iter().map(|m| Field::new(m.column(), DataType::Int64, false)));
+    Arc::new(Schema::new(fields))
+});
+
+impl PartitionState {
+    /// The daily buckets as one Arrow batch, sorted by day.
+    pub fn buckets_batch(&self) -> RecordBatch {
+        let mut keys: Vec<_> = self.buckets.iter().collect();
+        keys.sort_unstable_by_key(|(k, _)| **k);
+        let n = keys.len();
+        let mut day = Date32Builder::with_capacity(n);
+        let mut proc_ = StringBuilder::new();
+        let mut loc = StringBuilder::new();
+        let mut agency = StringBuilder::new();
+        let mut ms: Vec<Int64Builder> = Measure::ALL.iter().map(|_| Int64Builder::with_capacity(n)).collect();
+        for ((d, p, l, a), counts) in keys {
+            day.append_value(*d);
+            proc_.append_value(self.procedures.name(*p));
+            loc.append_value(self.localities.name(*l));
+            agency.append_option((*a != NO_AGENCY).then(|| self.agencies.name(*a)));
+            for (b, c) in ms.iter_mut().zip(counts) {
+                b.append_value(*c);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(day.finish()),
+            Arc::new(proc_.finish()),
+            Arc::new(loc.finish()),
+            Arc::new(agency.finish()),
+        ];
+        cols.extend(ms.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        RecordBatch::try_new(BUCKETS_SCHEMA.clone(), cols).expect("bucket columns match")
+    }
+}
+
+/// A window over daily bucket batches (the streaming path).
+pub async fn window_from_buckets(
+    dims: &Dims,
+    buckets: Vec<RecordBatch>,
+    q: &WindowQuery,
+) -> Result<WindowTable, RollupError> {
+    q.validate(dims)?;
+    let ctx = query::context(dims, "buckets", BUCKETS_SCHEMA.clone(), buckets)?;
+    query::run(&ctx, Source::Buckets, q).await
+}
+
+/// A window straight from event versions (the batch path): the latest version of each
+/// dossier is picked in SQL; versions whose day is before `cutoff` (Date32) are ignored.
+pub async fn window_from_events(
+    dims: &Dims,
+    events: Vec<RecordBatch>,
+    q: &WindowQuery,
+    cutoff: i32,
+) -> Result<WindowTable, RollupError> {
+    q.validate(dims)?;
+    let ctx = query::context(dims, "events", EVENTS_SCHEMA.clone(), events)?;
+    query::run(&ctx, Source::Events { cutoff }, q).await
+}
