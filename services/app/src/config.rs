@@ -38,6 +38,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// HTTP gateway.
     pub ingest: IngestConfig,
+    /// Stream worker.
+    pub worker: dvc_pulse_worker::WorkerConfig,
     /// Operator-edited reference files (built-in copies where unset).
     pub reference: ReferencePaths,
     /// Logging.

@@ -1,6 +1,6 @@
 //! `dvc-pulse demo`: the whole pipeline on one machine with no external service: the
-//! embedded broker, the gateway, the simulator posting to it, and a live tally of what
-//! reached the events topic and the dead-letter topic.
+//! embedded broker, the gateway, the simulator posting to it, a worker keeping the
+//! windows and serving snapshots, and a live tally of both topics and the 30-day window.
 
 use crate::broker::EmbeddedBroker;
 use crate::config::Config;
@@ -53,6 +53,10 @@ pub async fn run(
     cfg.ingest.token_sha256 = vec![dvc_pulse_ingest::gateway::hash_token(&token)];
     let gateway = crate::gateway::start(&cfg, None).await?;
     let url = format!("http://{}", gateway.addr);
+    let checkpoints = std::env::temp_dir().join(format!("dvc-pulse-demo-{}", std::process::id()));
+    cfg.worker.checkpoint_url = checkpoints.display().to_string();
+    let worker = crate::worker::start(&cfg, None).await?;
+    let api = format!("http://{}", worker.addr);
     println!("dvc-pulse demo: everything embedded, nothing external.");
     println!(
         "  Kafka bootstrap  {}   (try: kcat -C -b {} -t {} -o beginning -e)",
@@ -60,6 +64,10 @@ pub async fn run(
     );
     println!("  Ingest gateway   {url}/v1/dossiers   (Authorization: Bearer {token})");
     println!("  Health           {url}/healthz  {url}/readyz");
+    let first = opts.localities.first().cloned().unwrap_or_default();
+    println!("  Snapshot API     {api}/v1/windows?group_by=service&locality={first}");
+    println!("                   {api}/v1/windows?group_by=province,service&format=csv");
+    println!("  Worker metrics   {api}/metrics");
     println!(
         "Simulating the last 30 days of {:?} with realistic mess; Ctrl-C to stop.\n",
         opts.localities
@@ -87,7 +95,7 @@ pub async fn run(
     let sim_cfg = cfg.clone();
     let sim_stop = stop_rx.clone();
     let sim = tokio::spawn(async move { simulate::run(&sim_cfg, &sim_opts, sim_stop).await });
-    let tally = tokio::spawn(tally(cfg.clone(), opts.every, stop_rx));
+    let tally = tokio::spawn(tally(cfg.clone(), opts.every, stop_rx, worker.worker.clone()));
 
     shutdown.await;
     println!("\nstopping…");
@@ -102,12 +110,19 @@ pub async fn run(
     }
     let _ = tally.await;
     gateway.stop().await?;
+    worker.stop().await?;
+    let _ = std::fs::remove_dir_all(&checkpoints);
     drop(broker);
     Ok(())
 }
 
 /// Reads both topics (committed data only) and prints what arrived.
-async fn tally(cfg: Config, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn tally(
+    cfg: Config,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    worker: std::sync::Arc<dvc_pulse_worker::Worker>,
+) {
     let consumer: StreamConsumer = match ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
         .set(
@@ -149,6 +164,15 @@ async fn tally(cfg: Config, every: Duration, mut stop: watch::Receiver<bool>) {
                 let detail: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 println!("{}: {events} events, {} dossiers | {}: {dlq} rejected ({})",
                     cfg.topics.events, dossiers.len(), cfg.topics.dead_letter, detail.join(", "));
+                let today = Utc::now().with_timezone(&ict()).date_naive();
+                let q = dvc_pulse_rollup::WindowQuery::rolling(today, vec![], None);
+                match worker.snapshot(&q).await {
+                    Ok(s) => println!("  30-day window to {today}: {} received, {} online ({}), {} pending",
+                        s.table.totals.total, s.table.totals.online,
+                        s.table.totals.online_rate.map_or("-".into(), |r| format!("{r:.2}%")),
+                        s.table.totals.pending),
+                    Err(e) => println!("  window: {e}"),
+                }
             }
             _ = stop.changed() => break,
         }

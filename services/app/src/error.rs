@@ -12,6 +12,12 @@ pub enum AppError {
     /// Ingest failure.
     #[error(transparent)]
     Ingest(#[from] dvc_pulse_ingest::IngestError),
+    /// The stream worker failed.
+    #[error(transparent)]
+    Worker(#[from] dvc_pulse_worker::WorkerError),
+    /// The window core failed.
+    #[error(transparent)]
+    Rollup(#[from] dvc_pulse_rollup::RollupError),
     /// The embedded broker failed.
     #[error("embedded broker: {0}")]
     Broker(String),

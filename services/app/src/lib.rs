@@ -3,7 +3,7 @@
 //! parses arguments and calls these; tests call the same functions.
 //!
 //! Modules: [`config`], [`telemetry`], [`broker`], [`gateway`], [`simulate`], [`import`],
-//! [`demo`].
+//! [`demo`], [`worker`], [`snapshot`].
 
 pub mod broker;
 pub mod config;
@@ -12,7 +12,9 @@ pub mod error;
 pub mod gateway;
 pub mod import;
 pub mod simulate;
+pub mod snapshot;
 pub mod telemetry;
+pub mod worker;
 
 pub use broker::EmbeddedBroker;
 pub use config::Config;

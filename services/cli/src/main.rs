@@ -108,6 +108,33 @@ enum Command {
         #[arg(long)]
         truth_locality: Option<String>,
     },
+    /// Run a stream worker: consume dossier-events, keep the windows, serve /v1/windows.
+    Worker,
+    /// Compute a window straight from an export of events (NDJSON, JSON array or CSV).
+    Snapshot {
+        /// The export.
+        #[arg(long)]
+        input: PathBuf,
+        /// First day, YYYY-MM-DD (default: --to minus 29 days).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, YYYY-MM-DD (default: today in Asia/Ho_Chi_Minh).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Groupings, comma-separated: procedure, service, locality, commune, district,
+        /// province, province_legacy, agency.
+        #[arg(long, default_value = "service")]
+        group_by: String,
+        /// Only this unit and everything under it.
+        #[arg(long)]
+        locality: Option<String>,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Ignore versions older than this many days before today, as a worker does.
+        #[arg(long)]
+        horizon_days: Option<i32>,
+    },
     /// Print the SHA-256 of a token, for ingest.token_sha256.
     HashToken {
         /// The token.
@@ -138,6 +165,39 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
                 ..Default::default()
             };
             dvc_pulse_app::demo::run(cfg, opts, ctrl_c()).await?;
+        }
+        Command::Worker => {
+            let _broker = embedded_if_unset(&mut cfg)?;
+            let w = dvc_pulse_app::worker::start(&cfg, None).await?;
+            println!("worker API on http://{}/v1/windows", w.addr);
+            ctrl_c().await;
+            w.stop().await?;
+        }
+        Command::Snapshot { input, from, to, group_by, locality, format, horizon_days } => {
+            anyhow::ensure!(format == "json" || format == "csv", "--format takes json or csv");
+            let now = chrono::Utc::now();
+            let to = to.unwrap_or_else(|| now.with_timezone(&dvc_pulse_model::event::ict()).date_naive());
+            let q = dvc_pulse_rollup::WindowQuery {
+                from: from.unwrap_or(to - chrono::Duration::days(29)),
+                to,
+                group_by: dvc_pulse_rollup::GroupKey::parse_list(&group_by)?,
+                locality,
+            };
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")?,
+            );
+            let s = dvc_pulse_app::snapshot::from_file(&cfg, &input, &q, now, horizon_days, |read, total| {
+                bar.set_length(total);
+                bar.set_position(read);
+            })
+            .await?;
+            bar.finish_and_clear();
+            if format == "csv" {
+                print!("{}", dvc_pulse_worker::api::to_csv(&s.table));
+                eprintln!("{}", serde_json::to_string(&s.input)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            }
         }
         Command::Broker { bootstrap_file } => {
             let broker = EmbeddedBroker::for_config(&cfg)?;

@@ -89,11 +89,7 @@ pub async fn import_file(
     now: impl Fn() -> DateTime<Utc>,
     progress: impl Fn(u64, u64),
 ) -> Result<ImportSummary, (ImportSummary, IngestError)> {
-    let format = detect(path).map_err(|e| (ImportSummary::default(), e))?;
-    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let (tx, mut rx) = mpsc::channel::<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>(2);
-    let (p, opts) = (path.to_path_buf(), options.clone());
-    let reader = tokio::task::spawn_blocking(move || read_batches(&p, format, &opts, &tx));
+    let (mut rx, reader, total) = read_file(path, options).map_err(|e| (ImportSummary::default(), e))?;
     let origin = format!(
         "import:{}",
         path.file_name()
@@ -120,6 +116,23 @@ pub async fn import_file(
         .await
         .map_err(|e| (summary.clone(), IngestError::Internal(e.to_string())))?;
     Ok(summary)
+}
+
+/// Batches of `(index, raw record)` read from a file on a blocking thread, each with the
+/// bytes read so far; plus the reader's task and the file's size.
+pub type RecordBatches = mpsc::Receiver<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;
+
+/// Starts reading `path` (format detected) in batches of `options.batch_size` records.
+pub fn read_file(
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<(RecordBatches, tokio::task::JoinHandle<()>, u64), IngestError> {
+    let format = detect(path)?;
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let (tx, rx) = mpsc::channel(2);
+    let (p, opts) = (path.to_path_buf(), options.clone());
+    let reader = tokio::task::spawn_blocking(move || read_batches(&p, format, &opts, &tx));
+    Ok((rx, reader, total))
 }
 
 type Batches = mpsc::Sender<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;

@@ -4,12 +4,14 @@
 //! Pure and clock-free: "today" is always an argument. Modules: [`fact`] (what a
 //! dossier contributes, and the definitions), [`state`] (one partition's state),
 //! [`dims`] (reference tables the SQL joins), [`query`] (window SQL and its result),
-//! [`batch`] (Arrow batches in and out, and the two query paths).
+//! [`batch`] (Arrow batches in and out, and the two query paths), [`persist`] (the
+//! dossier table of a checkpoint).
 
 pub mod batch;
 pub mod dims;
 pub mod error;
 pub mod fact;
+pub mod persist;
 pub mod query;
 pub mod state;
 

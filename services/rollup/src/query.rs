@@ -157,7 +157,8 @@ pub(crate) enum Source {
     /// Table `buckets`: daily deltas kept by the streaming state.
     Buckets,
     /// Table `events`: raw versions; the latest per dossier is picked in SQL. Versions
-    /// whose day is before `cutoff` (Date32) are dropped first, as the worker refuses them.
+    /// whose day is before `cutoff` (Date32) are dropped first, as the worker refuses them;
+    /// `i32::MIN` keeps everything.
     Events {
         /// First day inside the horizon.
         cutoff: i32,
@@ -218,11 +219,15 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
             "facts AS (SELECT * FROM buckets WHERE day <= {to})"
         ),
         Source::Events { cutoff } => {
-            let cutoff = date(crate::fact::day_date(cutoff));
+            let kept = if cutoff == i32::MIN {
+                String::new()
+            } else {
+                format!("WHERE COALESCE(r, {}) >= {}", ict_date("updated_at"), date(crate::fact::day_date(cutoff)))
+            };
             format!(
                 "versions AS (SELECT *, CASE WHEN received_at IS NOT NULL AND status NOT IN (1, 3) \
                    THEN {r} END AS r FROM events), \
-                 kept AS (SELECT * FROM versions WHERE COALESCE(r, {u}) >= {cutoff}), \
+                 kept AS (SELECT * FROM versions {kept}), \
                  ranked AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY dossier_id \
                    ORDER BY updated_at DESC, status DESC, content DESC) AS rn FROM kept), \
                  latest AS (SELECT *, {fin} AS fin, {due} AS due, finished_at <= due_at AS on_time, \

@@ -188,6 +188,14 @@ impl PartitionState {
         });
     }
 
+    pub(crate) fn insert_entry(&mut self, key: [u64; 2], e: Entry) {
+        if let Some(old) = self.dossiers.insert(key, e) {
+            self.contribute(&old, -1);
+        }
+        self.contribute(&e, 1);
+        self.generation += 1;
+    }
+
     /// Live dossiers held.
     pub fn dossier_count(&self) -> usize {
         self.dossiers.len()

@@ -105,6 +105,12 @@ proptest! {
             let negative = matches!(outcome, Outcome::Applied { lateness_days, .. } if lateness_days < 0);
             prop_assert!(!negative, "lateness is never negative");
         }
+        // A checkpoint round trip rebuilds the same buckets.
+        for s in &states {
+            let back = PartitionState::from_dossiers(&[s.dossiers_batch().unwrap()], s.next_offset, s.newest_event_us).unwrap();
+            prop_assert_eq!(back.buckets_batch(), s.buckets_batch());
+            prop_assert_eq!(back.dossier_count(), s.dossier_count());
+        }
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let streaming = rt.block_on(window_from_buckets(&DIMS, states.iter().map(|s| s.buckets_batch()).collect(), &q)).unwrap();
         let batch = rt.block_on(window_from_events(&DIMS, vec![builder.finish()], &q, today - horizon)).unwrap();

@@ -295,7 +295,7 @@ fn lifecycle(d: &Dossier, cfg: &SimConfig, rng: &mut Rng, sim: &mut Simulation) 
 
 /// A version as some portal would write it: canonical with assorted date formats and
 /// normal forms, or a DVCQG record with personal data that must never travel further.
-fn render(v: &DossierEvent, cfg: &SimConfig, rng: &mut Rng) -> Vec<u8> {
+pub(crate) fn render(v: &DossierEvent, cfg: &SimConfig, rng: &mut Rng) -> Vec<u8> {
     let fmt = |t: &Option<Timestamp>, style: u64| -> Value {
         match t {
             None => Value::Null,
@@ -355,7 +355,7 @@ fn render(v: &DossierEvent, cfg: &SimConfig, rng: &mut Rng) -> Vec<u8> {
     serde_json::to_vec(&rec).expect("json")
 }
 
-fn malformed(base: &DossierEvent, rng: &mut Rng) -> Vec<u8> {
+pub(crate) fn malformed(base: &DossierEvent, rng: &mut Rng) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&base.to_canonical_json()).expect("json");
     v["dossier_id"] = json!(format!("{}-bad", base.dossier_id));
     match rng.next_u64() % 6 {

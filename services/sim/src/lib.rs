@@ -5,9 +5,10 @@
 //! records). The same seed gives the same bytes on every machine.
 //!
 //! Modules: [`rng`] (portable PRNG), [`profile`] (calibration), [`generate`] (traffic),
-//! [`truth`] (the ground truth of a window).
+//! [`truth`] (the ground truth of a window), [`golden`] (events that add up to a given table).
 
 pub mod generate;
+pub mod golden;
 pub mod profile;
 pub mod rng;
 pub mod truth;

@@ -1,0 +1,314 @@
+//! The consume loop: apply each message to its partition's state, dead-letter what cannot
+//! count, checkpoint state with its offsets, then commit those offsets to Kafka.
+//!
+//! Exactly-once effect: a partition's state and the offset it reflects are saved in one
+//! checkpoint; messages before that offset are skipped on replay. Offsets are committed
+//! to Kafka only after the checkpoint that covers them, so Kafka's committed offset is
+//! never ahead of a checkpoint (if it is, the checkpoint store was lost; the worker seeks
+//! back to what it has).
+
+use crate::checkpoint::CheckpointStore;
+use crate::error::WorkerError;
+use crate::metrics::{Metrics, band};
+use crate::worker::{Owned, Worker};
+use dvc_pulse_ingest::config::{KafkaConfig, TopicsConfig};
+use dvc_pulse_ingest::dlq::DeadLetter;
+use dvc_pulse_ingest::sink::{Destination, KafkaSink, Message};
+use dvc_pulse_model::event::{format_ts, ict};
+use dvc_pulse_model::{DossierEvent, Reason};
+use dvc_pulse_rollup::fact::day_number;
+use dvc_pulse_rollup::{Outcome, content_hash};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Hears rebalances and statistics on the client's thread.
+struct Ctx {
+    revoked: mpsc::Sender<Vec<i32>>,
+    metrics: Metrics,
+    topic: String,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, s: Statistics) {
+        if let Some(t) = s.topics.get(&self.topic) {
+            for (p, ps) in &t.partitions {
+                if *p >= 0 && ps.consumer_lag >= 0 {
+                    self.metrics.lag.with_label_values(&[&p.to_string()]).set(ps.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let ps = tpl.elements().iter().map(|e| e.partition()).collect();
+            let _ = self.revoked.send(ps);
+        }
+    }
+}
+
+fn kafka_err(operation: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> WorkerError {
+    move |source| WorkerError::Kafka { operation, source }
+}
+
+/// Runs the consume loop until `shutdown` turns true; checkpoints once more on the way out.
+pub async fn run(
+    worker: Arc<Worker>,
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let (tx, revoked) = mpsc::channel();
+    let ctx = Ctx { revoked: tx, metrics: worker.metrics.clone(), topic: worker.topic.clone() };
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("group.id", &worker.cfg.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", "1000")
+        .set("session.timeout.ms", "10000")
+        .set("client.id", &worker.id);
+    for (k, v) in &kafka.properties {
+        cc.set(k, v);
+    }
+    let consumer: Arc<StreamConsumer<Ctx>> =
+        Arc::new(cc.create_with_context(ctx).map_err(kafka_err("create consumer"))?);
+    let c = consumer.clone();
+    let topic = worker.topic.clone();
+    let n = tokio::task::spawn_blocking(move || {
+        c.fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map(|m| m.topics().first().map_or(0, |t| t.partitions().len() as i32))
+    })
+    .await
+    .map_err(|e| WorkerError::Config(format!("metadata task: {e}")))?
+    .map_err(kafka_err("fetch metadata"))?;
+    if n > 0 {
+        worker.set_partitions(n);
+    }
+    consumer.subscribe(&[&worker.topic]).map_err(kafka_err("subscribe"))?;
+    let dlq_kafka = KafkaConfig {
+        transactional_id_prefix: format!("dvc-pulse-{}", worker.id),
+        producers: 1,
+        ..kafka.clone()
+    };
+    let sink = KafkaSink::new(dlq_kafka, topics.clone())?;
+    let mut pending: Vec<Message> = Vec::new();
+    let mut since = 0u64;
+    let mut ticker = tokio::time::interval(worker.cfg.checkpoint_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(worker = %worker.id, group = %worker.cfg.group_id, partitions = worker.partitions(), "consuming");
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticker.tick() => {
+                drop_revoked(&worker, &revoked);
+                checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+                since = 0;
+            }
+            m = consumer.recv() => match m {
+                Ok(msg) => {
+                    drop_revoked(&worker, &revoked);
+                    let (p, off) = (msg.partition(), msg.offset());
+                    let payload = msg.payload().unwrap_or_default().to_vec();
+                    drop(msg);
+                    if apply(&worker, &consumer, p, off, &payload, &mut pending).await? {
+                        since += 1;
+                    }
+                    if since >= worker.cfg.checkpoint_every_events {
+                        checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+                        since = 0;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "consume"),
+            }
+        }
+    }
+    drop_revoked(&worker, &revoked);
+    checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+    consumer.unsubscribe();
+    Ok(())
+}
+
+fn drop_revoked(worker: &Worker, revoked: &mpsc::Receiver<Vec<i32>>) {
+    while let Ok(ps) = revoked.try_recv() {
+        let mut owned = worker.owned.lock().expect("owned lock");
+        for p in ps {
+            // The next owner loads the last checkpoint and replays from its offset.
+            owned.remove(&p);
+        }
+        worker.metrics.partitions_owned.set(owned.len() as i64);
+    }
+}
+
+/// Applies one message; true when it changed the state.
+async fn apply(
+    worker: &Worker,
+    consumer: &StreamConsumer<Ctx>,
+    p: i32,
+    off: i64,
+    payload: &[u8],
+    pending: &mut Vec<Message>,
+) -> Result<bool, WorkerError> {
+    let m = &worker.metrics;
+    m.consumed.inc();
+    let loaded = worker.owned.lock().expect("owned lock").contains_key(&p);
+    if !loaded {
+        let (state, manifest) = worker.store.load(&worker.topic, p).await?;
+        tracing::info!(partition = p, offset = state.next_offset, dossiers = state.dossier_count(), from_checkpoint = manifest.is_some(), "partition loaded");
+        let mut owned = worker.owned.lock().expect("owned lock");
+        owned.insert(p, Owned::new(state));
+        m.partitions_owned.set(owned.len() as i64);
+    }
+    let mut owned = worker.owned.lock().expect("owned lock");
+    let o = owned.get_mut(&p).expect("loaded above");
+    if off < o.state.next_offset {
+        m.replayed.inc();
+        return Ok(false);
+    }
+    if off > o.state.next_offset && !o.seeked {
+        // Kafka's position is past what the checkpoint holds: go back once. (Later gaps
+        // are transaction markers, which take offsets but are never delivered.)
+        o.seeked = true;
+        let to = o.state.next_offset;
+        drop(owned);
+        consumer
+            .seek(&worker.topic, p, Offset::Offset(to), Duration::from_secs(10))
+            .map_err(kafka_err("seek"))?;
+        tracing::info!(partition = p, from = off, to, "sought back to the checkpoint's offset");
+        return Ok(false);
+    }
+    o.seeked = true;
+    let now = (worker.clock)();
+    let origin = format!("{}/{p}@{off}", worker.topic);
+    let event: DossierEvent = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = if serde_json::from_slice::<serde_json::Value>(payload).is_ok() {
+                Reason::InvalidField
+            } else {
+                Reason::MalformedJson
+            };
+            m.invalid.with_label_values(&[reason.as_str()]).inc();
+            pending.push(dead_letter(reason, &e.to_string(), payload, &origin, now, None));
+            o.state.next_offset = off + 1;
+            o.state.generation += 1;
+            return Ok(true);
+        }
+    };
+    let today = day_number(now.with_timezone(&ict()).date_naive());
+    match o.state.apply(&event, content_hash(payload), today, worker.cfg.horizon_days) {
+        Outcome::Applied { replaced, lateness_days } => {
+            m.applied.inc();
+            if replaced {
+                m.retractions.inc();
+            }
+            m.late.with_label_values(&[band(lateness_days)]).inc();
+            m.newest_event_seconds.set(o.state.newest_event_us / 1_000_000);
+        }
+        Outcome::Duplicate => m.duplicates.inc(),
+        Outcome::Stale => m.stale.inc(),
+        Outcome::BeyondHorizon { day } => {
+            m.beyond_horizon.inc();
+            let detail = format!(
+                "counts for {}, more than {} days before today",
+                dvc_pulse_rollup::fact::day_date(day),
+                worker.cfg.horizon_days
+            );
+            pending.push(dead_letter(Reason::BeyondHorizon, &detail, payload, &origin, now, Some(&event.dossier_id)));
+        }
+    }
+    o.state.next_offset = off + 1;
+    o.state.generation += 1;
+    Ok(true)
+}
+
+fn dead_letter(
+    reason: Reason,
+    detail: &str,
+    payload: &[u8],
+    origin: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    key: Option<&str>,
+) -> Message {
+    let object = serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.as_object().cloned());
+    let d = DeadLetter {
+        reason: reason.as_str().to_string(),
+        field: None,
+        detail: detail.to_string(),
+        shape: Some("canonical".into()),
+        payload: object,
+        payload_sha256: hex::encode(Sha256::digest(payload)),
+        payload_bytes: payload.len(),
+        origin: origin.to_string(),
+        index: 0,
+        rejected_at: format_ts(&now.with_timezone(&ict())),
+    };
+    Message {
+        to: Destination::DeadLetter,
+        key: key.map(str::to_string),
+        payload: serde_json::to_vec(&d).expect("dead letter serialises"),
+        reason: Some(reason.as_str()),
+    }
+}
+
+/// Publishes pending dead letters, checkpoints every changed partition, commits offsets.
+async fn checkpoint(
+    worker: &Worker,
+    consumer: &StreamConsumer<Ctx>,
+    sink: &KafkaSink,
+    pending: &mut Vec<Message>,
+) -> Result<(), WorkerError> {
+    // Dead letters first: a checkpoint must never cover a message whose dead letter is lost.
+    if !pending.is_empty() {
+        if let Err(e) = sink.publish(std::mem::take(pending).into_iter().collect()).await {
+            tracing::warn!(error = %e, "dead letters not published; checkpoint postponed");
+            return Ok(());
+        }
+    }
+    let encoded: Vec<_> = {
+        let owned = worker.owned.lock().expect("owned lock");
+        let mut dossiers = 0;
+        let out = owned
+            .iter()
+            .filter(|(_, o)| o.state.generation != o.checkpointed)
+            .map(|(p, o)| Ok((*p, o.state.generation, CheckpointStore::encode(&o.state)?)))
+            .collect::<Result<Vec<_>, WorkerError>>()?;
+        for o in owned.values() {
+            dossiers += o.state.dossier_count();
+        }
+        worker.metrics.dossiers.set(dossiers as i64);
+        out
+    };
+    if encoded.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, generation, enc) in encoded {
+        let started = Instant::now();
+        let m = worker.store.write(&worker.topic, p, enc, &worker.id).await?;
+        worker.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        worker.metrics.checkpoints.inc();
+        if let Some(o) = worker.owned.lock().expect("owned lock").get_mut(&p) {
+            o.checkpointed = o.checkpointed.max(generation);
+        }
+        tpl.add_partition_offset(&worker.topic, p, Offset::Offset(m.next_offset))
+            .map_err(kafka_err("offset list"))?;
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        // Not fatal: the checkpoint holds the offsets; Kafka's copy is for lag monitoring.
+        tracing::warn!(error = %e, "offset commit");
+    }
+    Ok(())
+}

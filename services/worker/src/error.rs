@@ -1,0 +1,41 @@
+//! The worker crate's one error type.
+
+use thiserror::Error;
+
+/// What can go wrong in a worker.
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// The configuration cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A Kafka client operation failed.
+    #[error("kafka {operation}: {source}")]
+    Kafka {
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// Checkpoint storage failed.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// Object path.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The window core failed.
+    #[error(transparent)]
+    Rollup(#[from] dvc_pulse_rollup::RollupError),
+    /// Publishing dead letters failed.
+    #[error(transparent)]
+    Ingest(#[from] dvc_pulse_ingest::IngestError),
+    /// Binding or serving HTTP failed.
+    #[error("http {addr}: {source}")]
+    Http {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}

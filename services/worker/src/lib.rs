@@ -1,0 +1,18 @@
+//! The dvc-pulse stream worker: consumes `dossier-events` in a consumer group, keeps each
+//! owned partition's state (see `dvc-pulse-rollup`), checkpoints state with offsets, and
+//! serves window snapshots over every partition.
+//!
+//! Modules: [`config`], [`worker`] (shared state and snapshots), [`consumer`] (the
+//! consume loop and checkpoints), [`checkpoint`] (storage), [`api`] (HTTP), [`metrics`].
+
+pub mod api;
+pub mod checkpoint;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod metrics;
+pub mod worker;
+
+pub use config::WorkerConfig;
+pub use error::WorkerError;
+pub use worker::{Snapshot, Worker};
