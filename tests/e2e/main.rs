@@ -7,3 +7,4 @@ mod faults;
 mod gateway;
 mod import;
 mod kcat;
+mod windows;

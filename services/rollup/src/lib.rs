@@ -5,7 +5,7 @@
 //! dossier contributes, and the definitions), [`state`] (one partition's state),
 //! [`dims`] (reference tables the SQL joins), [`query`] (window SQL and its result),
 //! [`batch`] (Arrow batches in and out, and the two query paths), [`persist`] (the
-//! dossier table of a checkpoint).
+//! dossier table of a checkpoint), [`report`] (report number formats).
 
 pub mod batch;
 pub mod dims;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod fact;
 pub mod persist;
 pub mod query;
+pub mod report;
 pub mod state;
 
 pub use batch::{EventsBuilder, window_from_buckets, window_from_events};

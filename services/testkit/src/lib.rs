@@ -39,6 +39,10 @@ impl Fixture {
         config.kafka.transactional_id_prefix = format!("test-{}-{n}", std::process::id());
         config.ingest.listen = "127.0.0.1:0".parse().expect("address");
         config.ingest.token_sha256 = vec![dvc_pulse_ingest::gateway::hash_token(TOKEN)];
+        config.worker.group_id = format!("workers-{}-{n}", std::process::id());
+        config.worker.listen = "127.0.0.1:0".parse().expect("address");
+        config.worker.checkpoint_interval = Duration::from_millis(200);
+        config.worker.checkpoint_url = "memory://".into();
         Self { broker, config }
     }
 
@@ -48,6 +52,65 @@ impl Fixture {
             .await
             .expect("gateway starts")
     }
+}
+
+impl Fixture {
+    /// Starts a worker on port 0 checkpointing into `checkpoints`, with `clock` if given.
+    pub async fn worker(
+        &self,
+        checkpoints: &std::path::Path,
+        clock: Option<dvc_pulse_ingest::gateway::Clock>,
+    ) -> dvc_pulse_app::worker::RunningWorker {
+        let mut cfg = self.config.clone();
+        cfg.worker.checkpoint_url = checkpoints.display().to_string();
+        dvc_pulse_app::worker::start(&cfg, clock).await.expect("worker starts")
+    }
+}
+
+/// One row of a report table fixture (the annex of a seed report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// STT column.
+    pub stt: String,
+    /// Service name as the report writes it.
+    pub service_vi: String,
+    /// Catalogue id of that service.
+    pub service_id: String,
+    /// Total received.
+    pub total: u64,
+    /// Received online.
+    pub online: u64,
+    /// Rate as written, e.g. `87,76%` or `-`.
+    pub rate_vi: String,
+}
+
+/// The Phan Rang–Tháp Chàm annex (2024-06-05..2024-07-05, district 582), without its total row.
+pub fn phan_rang() -> Vec<ReportRow> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv");
+    let reference = dvc_pulse_model::Reference::embedded();
+    let mut r = csv::Reader::from_path(path).expect("fixture readable");
+    r.records()
+        .map(|rec| rec.expect("fixture row"))
+        .filter(|rec| &rec[1] != "Tổng")
+        .map(|rec| {
+            let id = reference
+                .services
+                .services()
+                .iter()
+                .find(|s| s.name_vi == rec[1])
+                .unwrap_or_else(|| panic!("{} is in the catalogue", &rec[1]))
+                .id
+                .clone();
+            ReportRow {
+                stt: rec[0].into(),
+                service_vi: rec[1].into(),
+                service_id: id,
+                total: rec[4].parse().expect("total"),
+                online: rec[5].parse().expect("online"),
+                rate_vi: rec[6].into(),
+            }
+        })
+        .collect()
 }
 
 /// One committed message.

@@ -1,0 +1,207 @@
+//! Windows end to end: the golden annex through the file path and through Kafka and a
+//! worker's API, late data, and rebalances between workers of one group.
+
+use crate::helpers::*;
+use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use dvc_pulse_ingest::gateway::Clock;
+use dvc_pulse_ingest::import::ImportOptions;
+use dvc_pulse_model::Reference;
+use dvc_pulse_rollup::report::vi_rate;
+use dvc_pulse_rollup::{GroupKey, WindowQuery};
+use dvc_pulse_sim::golden::{Scenario, TargetRow, scenario};
+use dvc_pulse_testkit::{ReportRow, phan_rang};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn fixed_clock(t: &str) -> Clock {
+    let t: DateTime<Utc> = t.parse().unwrap();
+    Arc::new(move || t)
+}
+
+fn golden() -> (Vec<ReportRow>, Scenario) {
+    let rows = phan_rang();
+    let target: Vec<TargetRow> = rows
+        .iter()
+        .map(|r| TargetRow { service: r.service_id.clone(), total: r.total, online: r.online })
+        .collect();
+    let s = scenario(&target, d("2024-06-05"), d("2024-07-05"), "582", "586", &Reference::embedded(), 7);
+    (rows, s)
+}
+
+/// The annex rows a window table gives: (service name, total, online, rate as written).
+/// Rows without receptions (present when dossiers are still pending) have nothing to match.
+fn annex_of(rows: &[Value]) -> Vec<(String, u64, u64, String)> {
+    rows.iter()
+        .filter(|r| r["total"].as_i64() != Some(0))
+        .map(|r| {
+            let (t, o) = (r["total"].as_i64().unwrap(), r["online"].as_i64().unwrap());
+            (r["service_name"].as_str().unwrap().to_string(), t as u64, o as u64, vi_rate(o, t))
+        })
+        .collect()
+}
+
+fn expected_annex(rows: &[ReportRow]) -> Vec<(String, u64, u64, String)> {
+    rows.iter()
+        .filter(|r| r.total > 0)
+        .map(|r| (r.service_vi.clone(), r.total, r.online, r.rate_vi.clone()))
+        .collect()
+}
+
+fn write_lines(dir: &std::path::Path, lines: &[Vec<u8>]) -> std::path::PathBuf {
+    let path = dir.join("export.ndjson");
+    let mut body = Vec::new();
+    for l in lines {
+        body.extend_from_slice(l);
+        body.push(b'\n');
+    }
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+async fn get(addr: std::net::SocketAddr, query: &str) -> Value {
+    reqwest::get(format!("http://{addr}/v1/windows?{query}")).await.unwrap().json().await.unwrap()
+}
+
+/// Polls the API until `done` holds, for at most `limit`.
+async fn poll(addr: std::net::SocketAddr, query: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = get(addr, query).await;
+        if done(&v) || Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_annex_from_a_file_snapshot() {
+    let (rows, s) = golden();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_lines(dir.path(), &s.lines);
+    let cfg = dvc_pulse_app::Config::default();
+    let q = WindowQuery { from: d("2024-06-05"), to: d("2024-07-05"), group_by: vec![GroupKey::Service], locality: Some("582".into()) };
+    let now: DateTime<Utc> = "2024-09-01T00:00:00Z".parse().unwrap();
+    let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {}).await.unwrap();
+    let json = serde_json::to_value(&snap).unwrap();
+    assert_eq!(annex_of(json["rows"].as_array().unwrap()), expected_annex(&rows));
+    assert_eq!((snap.table.totals.total, snap.table.totals.online), (8725, 8685));
+    assert_eq!(vi_rate(snap.table.totals.online, snap.table.totals.total), "99,54%");
+    let rejected: usize = snap.input.rejected.values().sum();
+    assert_eq!(rejected, s.malformed, "every malformed line is rejected, with a reason: {:?}", snap.input.rejected);
+    assert!(s.duplicates > 0 && s.stale > 0, "the scenario carries duplicates and stale versions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_annex_through_kafka_and_the_worker_api() {
+    let (rows, s) = golden();
+    let f = Fixture::new(6);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_lines(dir.path(), &s.lines);
+    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock("2024-09-01T03:00:00Z"))).await;
+    let imported = dvc_pulse_app::import::run(&f.config, &path, &ImportOptions { batch_size: 500, skip_before: 0 }, false)
+        .await
+        .unwrap();
+    let rejected: usize = imported.rejected.values().sum();
+    assert_eq!(rejected, s.malformed);
+    let query = "from=2024-06-05&to=2024-07-05&locality=582&group_by=service";
+    let expected = expected_annex(&rows);
+    let v = poll(w.addr, query, Duration::from_secs(60), |v| {
+        v["rows"].as_array().is_some_and(|r| annex_of(r) == expected)
+    })
+    .await;
+    assert_eq!(annex_of(v["rows"].as_array().unwrap()), expected, "{v}");
+    assert_eq!(v["totals"]["total"], 8725);
+    // Every measure (finished, on time, pending…) equals the batch path over the same file.
+    let q = WindowQuery { from: d("2024-06-05"), to: d("2024-07-05"), group_by: vec![GroupKey::Service], locality: Some("582".into()) };
+    let now: DateTime<Utc> = "2024-09-01T03:00:00Z".parse().unwrap();
+    let batch = dvc_pulse_app::snapshot::from_file(&f.config, &path, &q, now, Some(400), |_, _| {}).await.unwrap();
+    let batch = serde_json::to_value(&batch).unwrap();
+    assert_eq!(v["rows"], batch["rows"]);
+    assert_eq!(v["totals"], batch["totals"]);
+    assert_eq!(v["from"], "2024-06-05");
+    assert!(v["as_of"]["newest_event"].is_string());
+    assert_eq!(v["as_of"]["partitions"].as_array().unwrap().len(), 6);
+    // The CSV answer carries the same rows.
+    let csv = reqwest::get(format!("http://{}/v1/windows?{query}&format=csv", w.addr)).await.unwrap().text().await.unwrap();
+    assert_eq!(csv.lines().count(), v["rows"].as_array().unwrap().len() + 1);
+    assert!(csv.contains("DA06-02,\"Cấp lại, đổi thẻ căn cước công dân\""), "{csv}");
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_changes_every_window_that_covers_its_day() {
+    let f = Fixture::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    let now = "2024-09-01T03:00:00Z";
+    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock(now))).await;
+    let gw = f.gateway().await;
+    // Received 45 days before the worker's today (2024-09-01 ICT): 2024-07-18.
+    let received = ict_at("2024-07-18", 9);
+    let mut e = event("LATE-1");
+    e["received_at"] = received.to_rfc3339().into();
+    e["updated_at"] = received.to_rfc3339().into();
+    let window = |to: NaiveDate| format!("from={}&to={to}&locality=582&group_by=", to - Days::days(29));
+    let day = d("2024-07-18");
+    let before: Vec<Value> = futures_join(w.addr, &[day - Days::days(1), day, day + Days::days(29), day + Days::days(30)].map(window)).await;
+    let (status, _) = post(gw.addr, Some(TOKEN), ndjson(&[e])).await;
+    assert_eq!(status, 200);
+    let acked = Instant::now();
+    let v = poll(w.addr, &window(day), Duration::from_secs(30), |v| v["totals"]["total"] == 1).await;
+    eprintln!("late event visible {:?} after the gateway's ack", acked.elapsed());
+    assert_eq!(v["totals"]["total"], 1, "{v}");
+    for offset in 0..30 {
+        let v = get(w.addr, &window(day + Days::days(offset))).await;
+        assert_eq!(v["totals"]["total"], 1, "window ending {} covers the late day", day + Days::days(offset));
+    }
+    let after: Vec<Value> = futures_join(w.addr, &[day - Days::days(1), day, day + Days::days(29), day + Days::days(30)].map(window)).await;
+    let totals = |vs: &[Value]| vs.iter().map(|v| v["totals"]["total"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(totals(&before), vec![0, 0, 0, 0]);
+    assert_eq!(totals(&after), vec![0, 1, 1, 0]);
+    // 45 days late is counted as such.
+    let metrics = reqwest::get(format!("http://{}/metrics", w.addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dvc_pulse_worker_late_versions_total{band=\"30-90d\"} 1"), "{metrics}");
+    gw.stop().await.unwrap();
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
+    let mut f = Fixture::new(1);
+    f.config.worker.horizon_days = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock("2024-09-01T03:00:00Z"))).await;
+    let gw = f.gateway().await;
+    // Received 2024-06-05: 88 days before today, beyond a 30-day horizon.
+    let (status, _) = post(gw.addr, Some(TOKEN), ndjson(&[event("OLD-1")])).await;
+    assert_eq!(status, 200);
+    let dlq = read(&f, &f.config.topics.dead_letter, 1);
+    assert_eq!(dlq.len(), 1);
+    let body: Value = serde_json::from_slice(&dlq[0].payload).unwrap();
+    assert_eq!(body["reason"], "beyond_horizon");
+    assert_eq!(body["payload"]["dossier_id"], "OLD-1");
+    assert!(body["origin"].as_str().unwrap().starts_with(&f.config.topics.events));
+    let v = get(w.addr, "from=2024-06-01&to=2024-06-30&group_by=").await;
+    assert_eq!(v["totals"]["total"], 0);
+    gw.stop().await.unwrap();
+    w.stop().await.unwrap();
+}
+
+fn ict_at(day: &str, hour: u32) -> DateTime<chrono::FixedOffset> {
+    dvc_pulse_model::event::ict()
+        .from_local_datetime(&d(day).and_hms_opt(hour, 0, 0).unwrap())
+        .unwrap()
+}
+
+async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for q in queries {
+        out.push(get(addr, q).await);
+    }
+    out
+}
