@@ -213,3 +213,64 @@ async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Val
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_one_killed_one_added_windows_stay_exact() {
+    use dvc_pulse_testkit::{canonical_stream, counts_only, oracle, produce};
+    let mut f = Fixture::new(12);
+    for (k, v) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")] {
+        f.config.kafka.properties.insert(k.into(), v.into());
+    }
+    let today = Utc::now().with_timezone(&dvc_pulse_model::event::ict()).date_naive();
+    let sim = dvc_pulse_sim::SimConfig { seed: 5, start: today - Days::days(40), days: 35, ..Default::default() };
+    let messages = canonical_stream(&sim, Utc::now());
+    let thirds: Vec<Vec<(String, Vec<u8>)>> = messages.chunks(messages.len() / 3 + 1).map(<[_]>::to_vec).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    let send = |chunk: Vec<(String, Vec<u8>)>| {
+        let (b, t) = (f.config.kafka.bootstrap_servers.clone(), f.config.topics.events.clone());
+        tokio::task::spawn_blocking(move || produce(&b, &t, &chunk))
+    };
+    let a = f.worker(&ckpt, None).await;
+    let b = f.worker(&ckpt, None).await;
+    let c = f.worker(&ckpt, None).await;
+    // Wait until the group has settled on the three, then feed them and kill one mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let settled = || [&a, &b, &c].iter().map(|w| w.worker.assigned_partitions().len()).filter(|n| *n > 0).count() == 3;
+    while Instant::now() < deadline && !settled() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled(), "three workers share the partitions: {:?}", [&a, &b, &c].map(|w| w.worker.assigned_partitions()));
+    send(thirds[0].clone()).await.unwrap();
+    while Instant::now() < deadline && b.worker.metrics.consumed.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(b.worker.metrics.consumed.get() > 0, "b consumed before being killed");
+    b.abort();
+    send(thirds[1].clone()).await.unwrap();
+    let d = f.worker(&ckpt, None).await;
+    send(thirds[2].clone()).await.unwrap();
+    let queries = [
+        WindowQuery::rolling(today - Days::days(6), vec![GroupKey::Service], Some("582".into())),
+        WindowQuery { from: today - Days::days(40), to: today, group_by: vec![GroupKey::Commune, GroupKey::Procedure], locality: None },
+    ];
+    let expected: Vec<Value> =
+        queries.iter().map(|q| counts_only(&serde_json::to_value(oracle(&messages, q)).unwrap())).collect();
+    let url = |q: &WindowQuery| {
+        let g: Vec<_> = q.group_by.iter().map(|k| k.name()).collect();
+        format!("from={}&to={}&group_by={}&locality={}", q.from, q.to, g.join(","), q.locality.clone().unwrap_or_default())
+    };
+    // Every surviving worker answers for all partitions: its own live, the others' checkpoints.
+    for w in [&a, &c, &d] {
+        for (q, e) in queries.iter().zip(&expected) {
+            let v = poll(w.addr, &url(q), Duration::from_secs(90), |v| counts_only(v) == *e).await;
+            assert_eq!(counts_only(&v), *e, "worker {} on {q:?}", w.worker.id);
+        }
+    }
+    assert!(!d.worker.assigned_partitions().is_empty(), "the added worker took partitions");
+    let owned: usize = [&a, &c, &d].iter().map(|w| w.worker.assigned_partitions().len()).sum();
+    assert_eq!(owned, 12, "the survivors own every partition");
+    for w in [a, c, d] {
+        w.stop().await.unwrap();
+    }
+}

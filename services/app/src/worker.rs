@@ -33,6 +33,12 @@ impl RunningWorker {
             .map_err(|source| AppError::Io { path: self.addr.to_string(), source })
     }
 
+    /// Ends the worker the way a crash would: no last checkpoint, no goodbye.
+    pub fn abort(self) {
+        self.consume.abort();
+        self.serve.abort();
+    }
+
     /// True once the consume loop has ended (it only ends on its own after an error).
     pub fn consume_ended(&self) -> bool {
         self.consume.is_finished()

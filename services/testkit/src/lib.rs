@@ -181,3 +181,82 @@ pub fn read_topic(
     }
     out
 }
+
+/// A messy stream for worker tests: `sim` deliveries validated at `now` (as the gateway
+/// would), kept in delivery order as (dossier id, canonical bytes).
+pub fn canonical_stream(
+    sim: &dvc_pulse_sim::SimConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, Vec<u8>)> {
+    let reference = std::sync::Arc::new(dvc_pulse_model::Reference::embedded());
+    let v = dvc_pulse_model::Validator::new(reference.clone(), Default::default());
+    dvc_pulse_sim::simulate(sim, &reference)
+        .deliveries
+        .iter()
+        .filter_map(|d| v.parse_record(&d.bytes, now).ok())
+        .map(|e| (e.dossier_id.clone(), e.to_canonical_json()))
+        .collect()
+}
+
+/// Produces `(key, payload)` messages to `topic` with an idempotent producer; waits for
+/// every acknowledgement.
+pub fn produce(bootstrap: &str, topic: &str, messages: &[(String, Vec<u8>)]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for (k, v) in messages {
+        let mut r = BaseRecord::to(topic).key(k).payload(v);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("every message acknowledged");
+}
+
+/// The window of `q` computed by the batch path over canonical messages: the oracle.
+pub fn oracle(
+    messages: &[(String, Vec<u8>)],
+    q: &dvc_pulse_rollup::WindowQuery,
+) -> dvc_pulse_rollup::WindowTable {
+    let dims = dvc_pulse_rollup::Dims::new(&dvc_pulse_model::Reference::embedded());
+    let mut b = dvc_pulse_rollup::EventsBuilder::default();
+    for (_, bytes) in messages {
+        let e: dvc_pulse_model::DossierEvent = serde_json::from_slice(bytes).expect("canonical");
+        b.push(&e, dvc_pulse_rollup::content_hash(bytes));
+    }
+    let batch = b.finish();
+    // On a thread of its own, so async tests can call it too.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            rt.block_on(dvc_pulse_rollup::window_from_events(&dims, vec![batch], q, i32::MIN))
+                .expect("oracle query")
+        })
+        .join()
+        .expect("oracle thread")
+    })
+}
+
+/// A window answer with its rates removed (they are derived, and lose a bit in JSON).
+pub fn counts_only(v: &serde_json::Value) -> serde_json::Value {
+    let strip = |r: &serde_json::Value| {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("online_rate");
+        }
+        r
+    };
+    let rows: Vec<_> = v["rows"].as_array().map(|a| a.iter().map(strip).collect()).unwrap_or_default();
+    serde_json::json!({ "rows": rows, "totals": strip(&v["totals"]) })
+}

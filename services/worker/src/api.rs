@@ -135,7 +135,7 @@ async fn metrics(State(w): State<Arc<Worker>>) -> Response {
 }
 
 async fn healthz(State(w): State<Arc<Worker>>) -> Response {
-    Json(json!({ "status": "ok", "worker": w.id, "partitions_owned": w.owned_partitions() })).into_response()
+    Json(json!({ "status": "ok", "worker": w.id, "partitions_assigned": w.assigned_partitions(), "partitions_loaded": w.owned_partitions() })).into_response()
 }
 
 /// The worker's routes.

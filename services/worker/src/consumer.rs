@@ -33,6 +33,7 @@ struct Ctx {
     revoked: mpsc::Sender<Vec<i32>>,
     metrics: Metrics,
     topic: String,
+    worker: Arc<Worker>,
 }
 
 impl ClientContext for Ctx {
@@ -50,8 +51,20 @@ impl ClientContext for Ctx {
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let ps = tpl.elements().iter().map(|e| e.partition()).collect();
+            let ps: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            let mut assigned = self.worker.assigned.lock().expect("assigned lock");
+            for p in &ps {
+                assigned.remove(p);
+            }
             let _ = self.revoked.send(ps);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut assigned = self.worker.assigned.lock().expect("assigned lock");
+            assigned.extend(tpl.elements().iter().map(|e| e.partition()));
+            tracing::info!(partitions = ?*assigned, "assigned");
         }
     }
 }
@@ -68,7 +81,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let (tx, revoked) = mpsc::channel();
-    let ctx = Ctx { revoked: tx, metrics: worker.metrics.clone(), topic: worker.topic.clone() };
+    let ctx = Ctx { revoked: tx, metrics: worker.metrics.clone(), topic: worker.topic.clone(), worker: worker.clone() };
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &worker.cfg.group_id)

@@ -96,6 +96,7 @@ pub struct Worker {
     pub id: String,
     partitions: AtomicI32,
     pub(crate) owned: Mutex<BTreeMap<i32, Owned>>,
+    pub(crate) assigned: Mutex<std::collections::BTreeSet<i32>>,
     remote: tokio::sync::Mutex<HashMap<i32, (String, Vec<RecordBatch>)>>,
 }
 
@@ -128,6 +129,7 @@ impl Worker {
             id,
             partitions: AtomicI32::new(partitions),
             owned: Mutex::new(BTreeMap::new()),
+            assigned: Mutex::new(Default::default()),
             remote: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -141,9 +143,14 @@ impl Worker {
         self.partitions.store(n, Ordering::Relaxed);
     }
 
-    /// The partitions owned now.
+    /// The partitions whose state is loaded here (assigned and seen since).
     pub fn owned_partitions(&self) -> Vec<i32> {
         self.owned.lock().expect("owned lock").keys().copied().collect()
+    }
+
+    /// The partitions the group assigned to this worker.
+    pub fn assigned_partitions(&self) -> Vec<i32> {
+        self.assigned.lock().expect("assigned lock").iter().copied().collect()
     }
 
     /// A window over every partition: owned ones live, the others from their last checkpoint.
