@@ -167,6 +167,22 @@ async fn a_late_event_changes_every_window_that_covers_its_day() {
         let v = get(w.addr, &window(day + Days::days(offset))).await;
         assert_eq!(v["totals"]["total"], 1, "window ending {} covers the late day", day + Days::days(offset));
     }
+    // The daily series says the same: the window ending on each day D covers D-29..=D.
+    let daily: Value = reqwest::get(format!(
+        "http://{}/v1/windows/daily?from={}&to={}&locality=582&group_by=",
+        w.addr,
+        day - Days::days(2),
+        day + Days::days(31)
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let days: Vec<&str> = daily["points"].as_array().unwrap().iter().map(|p| p["day"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..30).map(|i| (day + Days::days(i)).to_string()).collect();
+    assert_eq!(days, expected, "{daily}");
+    assert!(daily["points"].as_array().unwrap().iter().all(|p| p["total"] == 1 && p["online"] == 1));
     let after: Vec<Value> = futures_join(w.addr, &[day - Days::days(1), day, day + Days::days(29), day + Days::days(30)].map(window)).await;
     let totals = |vs: &[Value]| vs.iter().map(|v| v["totals"]["total"].as_i64().unwrap()).collect::<Vec<_>>();
     assert_eq!(totals(&before), vec![0, 0, 0, 0]);

@@ -151,6 +151,24 @@ pub async fn window_from_buckets(
     query::run(&ctx, Source::Buckets, q).await
 }
 
+/// Rolling 30-day windows ending on each day of `q.from..=q.to`, over daily bucket batches.
+pub async fn series_from_buckets(
+    dims: &Dims,
+    buckets: Vec<RecordBatch>,
+    q: &WindowQuery,
+) -> Result<query::SeriesTable, RollupError> {
+    q.validate(dims)?;
+    let ctx = query::context(dims, "buckets", BUCKETS_SCHEMA.clone(), buckets)?;
+    let first = crate::fact::day_number(q.from) - 29;
+    let days: Vec<i32> = (first..=crate::fact::day_number(q.to)).collect();
+    let calendar = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, false)])),
+        vec![Arc::new(datafusion::arrow::array::Date32Array::from(days))],
+    )?;
+    ctx.register_batch("calendar", calendar)?;
+    query::run_series(&ctx, q).await
+}
+
 /// A window straight from event versions (the batch path): the latest version of each
 /// dossier is picked in SQL; versions whose day is before `cutoff` (Date32) are ignored.
 pub async fn window_from_events(

@@ -16,8 +16,8 @@ pub mod query;
 pub mod report;
 pub mod state;
 
-pub use batch::{EventsBuilder, window_from_buckets, window_from_events};
+pub use batch::{EventsBuilder, series_from_buckets, window_from_buckets, window_from_events};
 pub use dims::Dims;
 pub use error::RollupError;
-pub use query::{Counts, GroupKey, WindowQuery, WindowRow, WindowTable};
+pub use query::{Counts, GroupKey, SeriesPoint, SeriesTable, WindowQuery, WindowRow, WindowTable};
 pub use state::{Outcome, PartitionState, content_hash, dossier_key};

@@ -242,6 +242,31 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
             )
         }
     };
+    let (keyed, keys, order) = keyed_cte(q);
+    let group_exprs: Vec<String> =
+        keys.iter().map(|k| k.split(" AS ").next().expect("expr").to_string()).collect();
+    let ms = measures(source, &from, &to);
+    let select: Vec<String> = keys
+        .iter()
+        .cloned()
+        .chain(ms.iter().map(|(name, e)| format!("{e} AS {name}")))
+        .collect();
+    let group = if group_exprs.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {}", group_exprs.join(", "))
+    };
+    let order = if order.is_empty() { String::new() } else { format!("ORDER BY {}", order.join(", ")) };
+    format!(
+        "WITH {facts}, {keyed} SELECT * FROM (SELECT {} FROM f {group}) \
+         WHERE total <> 0 OR finished <> 0 OR pending <> 0 {order}",
+        select.join(", ")
+    )
+}
+
+/// The `f` CTE (facts joined to places and services, locality-filtered), the grouping
+/// key expressions (`expr AS name` where renamed) and the ORDER BY terms.
+fn keyed_cte(q: &WindowQuery) -> (String, Vec<String>, Vec<String>) {
     let filter = q.locality.as_ref().map_or(String::new(), |code| {
         format!(
             "WHERE facts.locality_code IN (SELECT anc_code FROM ancestry WHERE ancestor = '{}')",
@@ -274,24 +299,48 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
             order.push(format!("{c} NULLS LAST"));
         }
     }
-    let group_exprs: Vec<String> =
-        keys.iter().map(|k| k.split(" AS ").next().expect("expr").to_string()).collect();
-    let ms = measures(source, &from, &to);
-    let select: Vec<String> = keys
+    (keyed, keys, order)
+}
+
+/// The SQL of a rolling series: for each day D of `from..=to` and each group, the sums of
+/// the 30-day window D-29..=D (a window function over a complete day grid; table
+/// `calendar` holds the days `from - 29 ..= to`).
+pub(crate) fn series_sql(q: &WindowQuery) -> String {
+    let (from, to) = (date(q.from), date(q.to));
+    let first = date(q.from - chrono::Duration::days(29));
+    let (keyed, keys, order) = keyed_cte(q);
+    let exprs: Vec<String> = keys.iter().map(|k| k.split(" AS ").next().expect("expr").to_string()).collect();
+    let names: Vec<String> = keys.iter().map(|k| k.rsplit(" AS ").next().expect("name").to_string()).collect();
+    let flows = ["total", "online", "in_person", "postal", "finished", "on_time", "overdue", "finished_no_due"];
+    let sources = ["received", "online", "in_person", "postal", "finished", "on_time", "overdue", "finished_no_due"];
+    let daily_sums: Vec<String> = flows.iter().zip(sources).map(|(f, s)| format!("SUM({s}) AS {f}")).collect();
+    let gkey_parts: Vec<String> = names.iter().map(|n| format!("COALESCE(CAST({n} AS VARCHAR), '∅')")).collect();
+    let gkey = if gkey_parts.is_empty() { "''".to_string() } else { format!("CONCAT_WS('|', {})", gkey_parts.join(", ")) };
+    let group = exprs.iter().cloned().chain(["day".to_string()]).collect::<Vec<_>>().join(", ");
+    let filled: Vec<String> = flows.iter().map(|f| format!("COALESCE(kd.{f}, 0) AS {f}")).collect();
+    let windowed: Vec<String> = flows
         .iter()
-        .cloned()
-        .chain(ms.iter().map(|(name, e)| format!("{e} AS {name}")))
+        .map(|f| format!("SUM({f}) OVER (PARTITION BY gkey ORDER BY day RANGE BETWEEN INTERVAL '29 days' PRECEDING AND CURRENT ROW) AS {f}"))
         .collect();
-    let group = if group_exprs.is_empty() {
-        String::new()
-    } else {
-        format!("GROUP BY {}", group_exprs.join(", "))
-    };
-    let order = if order.is_empty() { String::new() } else { format!("ORDER BY {}", order.join(", ")) };
+    let key_list = |prefix: &str| names.iter().map(|n| format!("{prefix}{n}")).collect::<Vec<_>>();
+    let select_keys = key_list("");
+    let order = order.into_iter().chain(["day".to_string()]).collect::<Vec<_>>().join(", ");
+    let comma = |v: &[String]| if v.is_empty() { String::new() } else { format!("{}, ", v.join(", ")) };
     format!(
-        "WITH {facts}, {keyed} SELECT * FROM (SELECT {} FROM f {group}) \
-         WHERE total <> 0 OR finished <> 0 OR pending <> 0 {order}",
-        select.join(", ")
+        "WITH facts AS (SELECT * FROM buckets WHERE day BETWEEN {first} AND {to}), {keyed}, \
+         daily AS (SELECT {keys}day, {sums} FROM f GROUP BY {group}), \
+         kd AS (SELECT *, {gkey} AS gkey FROM daily), \
+         groups AS (SELECT DISTINCT {gk}gkey FROM kd), \
+         grid AS (SELECT groups.*, calendar.day FROM groups CROSS JOIN calendar), \
+         filled AS (SELECT grid.*, {filled} FROM grid LEFT JOIN kd ON grid.gkey = kd.gkey AND grid.day = kd.day) \
+         SELECT * FROM (SELECT {sk}day, {windowed}, 0 AS pending, 0 AS pending_overdue FROM filled) \
+         WHERE day >= {from} AND (total <> 0 OR finished <> 0) ORDER BY {order}",
+        keys = comma(&keys),
+        sums = daily_sums.join(", "),
+        gk = comma(&select_keys),
+        filled = filled.join(", "),
+        sk = comma(&select_keys),
+        windowed = windowed.join(", "),
     )
 }
 
@@ -384,6 +433,65 @@ pub struct WindowTable {
     pub rows: Vec<WindowRow>,
     /// Sums over all rows.
     pub totals: Counts,
+}
+
+/// One day of a rolling series: the 30-day window ending that day, for one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// Last day of the window.
+    pub day: NaiveDate,
+    /// Group keys and counts (pending is not part of a series).
+    pub row: WindowRow,
+}
+
+impl Serialize for SeriesPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = &self.row.counts;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &self.row.keys {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("day", &self.day)?;
+        m.serialize_entry("total", &c.total)?;
+        m.serialize_entry("online", &c.online)?;
+        m.serialize_entry("in_person", &c.in_person)?;
+        m.serialize_entry("postal", &c.postal)?;
+        m.serialize_entry("online_rate", &c.online_rate)?;
+        m.serialize_entry("finished", &c.finished)?;
+        m.serialize_entry("on_time", &c.on_time)?;
+        m.serialize_entry("overdue", &c.overdue)?;
+        m.serialize_entry("finished_no_due", &c.finished_no_due)?;
+        m.end()
+    }
+}
+
+/// Rolling 30-day windows ending on each day of `from..=to`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesTable {
+    /// First window end.
+    pub from: NaiveDate,
+    /// Last window end.
+    pub to: NaiveDate,
+    /// Groupings.
+    pub group_by: Vec<GroupKey>,
+    /// Locality filter.
+    pub locality: Option<String>,
+    /// One point per group and day with dossiers in its window.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Runs a rolling-series query in `ctx` (which must hold `buckets` and `calendar`).
+pub(crate) async fn run_series(ctx: &SessionContext, q: &WindowQuery) -> Result<SeriesTable, RollupError> {
+    let batches = ctx.sql(&series_sql(q)).await?.collect().await?;
+    let mut points = Vec::new();
+    for b in &batches {
+        let days = cast(b.column_by_name("day").expect("day column"), &DataType::Date32)?;
+        let days = days.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        for (i, row) in read_rows(b, &q.group_by)?.into_iter().enumerate() {
+            points.push(SeriesPoint { day: crate::fact::day_date(days.value(i)), row });
+        }
+    }
+    Ok(SeriesTable { from: q.from, to: q.to, group_by: q.group_by.clone(), locality: q.locality.clone(), points })
 }
 
 /// Registers the dimension tables and `name` (built from `batches`) in a fresh context.

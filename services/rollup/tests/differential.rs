@@ -7,8 +7,8 @@ use dvc_pulse_model::{Channel, DossierEvent, Reference, Status};
 use dvc_pulse_rollup::fact::day_number;
 use dvc_pulse_rollup::state::Outcome;
 use dvc_pulse_rollup::{
-    Dims, EventsBuilder, GroupKey, PartitionState, WindowQuery, content_hash, window_from_buckets,
-    window_from_events,
+    Dims, EventsBuilder, GroupKey, PartitionState, WindowQuery, content_hash, series_from_buckets,
+    window_from_buckets, window_from_events,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -115,6 +115,34 @@ proptest! {
         let streaming = rt.block_on(window_from_buckets(&DIMS, states.iter().map(|s| s.buckets_batch()).collect(), &q)).unwrap();
         let batch = rt.block_on(window_from_events(&DIMS, vec![builder.finish()], &q, today - horizon)).unwrap();
         prop_assert_eq!(&streaming, &batch, "query {:?}", q);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// The RANGE window over a day grid equals one plain window per day.
+    #[test]
+    fn rolling_series_equals_a_window_per_day(events in stream(), q in query(), partitions in 1..3usize) {
+        let today = day_number(base() + Duration::days(120));
+        let mut states = vec![PartitionState::default(); partitions];
+        for e in &events {
+            let bytes = e.to_canonical_json();
+            let p = dvc_pulse_rollup::dossier_key(&e.dossier_id)[0] as usize % partitions;
+            states[p].apply(e, content_hash(&bytes), today, 400);
+        }
+        let q = WindowQuery { to: q.from + Duration::days((q.to - q.from).num_days().min(12)), ..q };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let batches: Vec<_> = states.iter().map(|s| s.buckets_batch()).collect();
+        let series = rt.block_on(series_from_buckets(&DIMS, batches.clone(), &q)).unwrap();
+        let mut day = q.from;
+        while day <= q.to {
+            let w = rt.block_on(window_from_buckets(&DIMS, batches.clone(), &WindowQuery::rolling(day, q.group_by.clone(), q.locality.clone()))).unwrap();
+            let flows = |c: &dvc_pulse_rollup::Counts| (c.total, c.online, c.in_person, c.postal, c.finished, c.on_time, c.overdue, c.finished_no_due);
+            let expected: Vec<_> = w.rows.iter().filter(|r| r.counts.total != 0 || r.counts.finished != 0).map(|r| (r.keys.clone(), flows(&r.counts))).collect();
+            let got: Vec<_> = series.points.iter().filter(|p| p.day == day).map(|p| (p.row.keys.clone(), flows(&p.row.counts))).collect();
+            prop_assert_eq!(got, expected, "day {}", day);
+            day += Duration::days(1);
+        }
     }
 }
 

@@ -130,6 +130,15 @@ async fn windows(State(w): State<Arc<Worker>>, Query(p): Query<WindowParams>) ->
     }
 }
 
+async fn daily(State(w): State<Arc<Worker>>, Query(p): Query<WindowParams>) -> Result<Response, ApiError> {
+    let today = (w.clock)().with_timezone(&ict()).date_naive();
+    let q = window_query(&p, today)?;
+    if p.format.as_deref().is_some_and(|f| f != "json") {
+        return Err(bad("invalid_format", "the daily series is JSON only".into()));
+    }
+    Ok(Json(w.series(&q).await?).into_response())
+}
+
 async fn metrics(State(w): State<Arc<Worker>>) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], w.metrics.render()).into_response()
 }
@@ -142,6 +151,7 @@ async fn healthz(State(w): State<Arc<Worker>>) -> Response {
 pub fn router(worker: Arc<Worker>) -> Router {
     Router::new()
         .route("/v1/windows", get(windows))
+        .route("/v1/windows/daily", get(daily))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(worker)

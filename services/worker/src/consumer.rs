@@ -193,6 +193,7 @@ async fn apply(
         // are transaction markers, which take offsets but are never delivered.)
         o.seeked = true;
         let to = o.state.next_offset;
+        o.sought_to = Some(to);
         drop(owned);
         consumer
             .seek(&worker.topic, p, Offset::Offset(to), Duration::from_secs(10))
@@ -201,6 +202,13 @@ async fn apply(
         return Ok(false);
     }
     o.seeked = true;
+    if let Some(to) = o.sought_to.take() {
+        // One offset may be a transaction marker; more means Kafka no longer has them.
+        if off > to + 1 {
+            m.offset_gaps.inc();
+            tracing::error!(partition = p, from = to, to = off, "messages missing from Kafka (retention?) since the checkpoint; windows miss them");
+        }
+    }
     let now = (worker.clock)();
     let origin = format!("{}/{p}@{off}", worker.topic);
     let event: DossierEvent = match serde_json::from_slice(payload) {

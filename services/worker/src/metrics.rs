@@ -43,6 +43,8 @@ pub struct Metrics {
     pub invalid: IntCounterVec,
     /// Messages replayed after a restart and skipped (already in the checkpoint).
     pub replayed: IntCounter,
+    /// Times a partition resumed past its checkpoint's offset (data gone from Kafka).
+    pub offset_gaps: IntCounter,
     /// Time to write one partition's checkpoint.
     pub checkpoint_seconds: Histogram,
     /// Checkpoints written.
@@ -98,6 +100,7 @@ impl Metrics {
             beyond_horizon: counter("beyond_horizon_versions_total", "Versions older than the horizon, dead-lettered."),
             invalid: counter_vec("invalid_messages_total", "Messages on the events topic that are not valid events, dead-lettered.", LABEL_REASON),
             replayed: counter("replayed_messages_total", "Messages replayed after a restart or rebalance and skipped."),
+            offset_gaps: counter("offset_gaps_total", "Times a partition resumed past its checkpoint's offset: messages gone from Kafka."),
             checkpoint_seconds,
             checkpoints: counter("checkpoints_total", "Partition checkpoints written."),
             lag,

@@ -10,7 +10,9 @@ use datafusion::arrow::array::RecordBatch;
 use dvc_pulse_ingest::gateway::Clock;
 use dvc_pulse_model::event::{format_ts, ict};
 use dvc_pulse_model::Reference;
-use dvc_pulse_rollup::{Dims, PartitionState, WindowQuery, WindowTable, window_from_buckets};
+use dvc_pulse_rollup::{
+    Dims, PartitionState, SeriesTable, WindowQuery, WindowTable, series_from_buckets, window_from_buckets,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -24,6 +26,8 @@ pub(crate) struct Owned {
     cache: Option<(u64, RecordBatch)>,
     /// Position checked against the consumer's once since loading.
     pub(crate) seeked: bool,
+    /// Where the last seek went, until the first message after it.
+    pub(crate) sought_to: Option<i64>,
     /// Generation last checkpointed.
     pub(crate) checkpointed: u64,
 }
@@ -31,7 +35,7 @@ pub(crate) struct Owned {
 impl Owned {
     pub(crate) fn new(state: PartitionState) -> Self {
         let g = state.generation;
-        Owned { state, cache: None, seeked: false, checkpointed: g }
+        Owned { state, cache: None, seeked: false, sought_to: None, checkpointed: g }
     }
 }
 
@@ -65,6 +69,16 @@ pub struct Snapshot {
     /// The window table.
     #[serde(flatten)]
     pub table: WindowTable,
+    /// What it reflects.
+    pub as_of: AsOf,
+}
+
+/// A rolling series with what it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    /// The series.
+    #[serde(flatten)]
+    pub table: SeriesTable,
     /// What it reflects.
     pub as_of: AsOf,
 }
@@ -153,8 +167,8 @@ impl Worker {
         self.assigned.lock().expect("assigned lock").iter().copied().collect()
     }
 
-    /// A window over every partition: owned ones live, the others from their last checkpoint.
-    pub async fn snapshot(&self, q: &WindowQuery) -> Result<Snapshot, WorkerError> {
+    /// The buckets of every partition: owned ones live, the others from their last checkpoint.
+    async fn gather(&self) -> Result<(Vec<RecordBatch>, AsOf), WorkerError> {
         let mut batches = Vec::new();
         let mut parts = BTreeMap::new();
         {
@@ -194,19 +208,30 @@ impl Worker {
             });
         }
         drop(remote);
-        let table = window_from_buckets(&self.dims, batches, q).await?;
         let newest = parts.values().filter_map(|p| p.newest_event.clone()).max_by(|a, b| {
             let t = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
             t(a).cmp(&t(b))
         });
-        Ok(Snapshot {
-            table,
-            as_of: AsOf {
-                newest_event: newest,
-                computed_at: format_ts(&(self.clock)().with_timezone(&ict())),
-                partitions: parts.into_values().collect(),
-            },
-        })
+        let as_of = AsOf {
+            newest_event: newest,
+            computed_at: format_ts(&(self.clock)().with_timezone(&ict())),
+            partitions: parts.into_values().collect(),
+        };
+        Ok((batches, as_of))
+    }
+
+    /// A window over every partition (see [`Worker::gather`] for freshness).
+    pub async fn snapshot(&self, q: &WindowQuery) -> Result<Snapshot, WorkerError> {
+        let (batches, as_of) = self.gather().await?;
+        let table = window_from_buckets(&self.dims, batches, q).await?;
+        Ok(Snapshot { table, as_of })
+    }
+
+    /// Rolling 30-day windows ending on each day of `q.from..=q.to`, over every partition.
+    pub async fn series(&self, q: &WindowQuery) -> Result<Series, WorkerError> {
+        let (batches, as_of) = self.gather().await?;
+        let table = series_from_buckets(&self.dims, batches, q).await?;
+        Ok(Series { table, as_of })
     }
 }
 

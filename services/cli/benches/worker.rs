@@ -1,0 +1,220 @@
+//! Worker figures, release build, printed (never asserted):
+//! - throughput: Kafka → updated buckets, next to a consume-and-parse-only ceiling
+//!   measured in the same run on the same broker and messages (aim ≥ 70% of it);
+//! - freshness: gateway ack → visible in `GET /v1/windows`, p50/p99 (aim p99 < 1 s);
+//! - bytes of state per live dossier (aim ≤ 64);
+//! - recovery time from a checkpoint of 1M dossiers;
+//! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
+//!
+//! `cargo bench -p dvc-pulse --bench worker`
+
+use chrono::{Duration as Days, TimeZone, Utc};
+use dvc_pulse_model::event::ict;
+use dvc_pulse_model::{Channel, DossierEvent, Reference, Status, Validator};
+use dvc_pulse_rollup::fact::day_number;
+use dvc_pulse_rollup::{GroupKey, PartitionState, WindowQuery, content_hash};
+use dvc_pulse_testkit::{Fixture, TOKEN, canonical_stream, produce};
+use dvc_pulse_worker::checkpoint::CheckpointStore;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 32;
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        throughput().await;
+        freshness().await;
+    });
+    state_and_recovery(&rt);
+    snapshot_file(&rt);
+}
+
+async fn throughput() {
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let sim = dvc_pulse_sim::SimConfig {
+        seed: 3,
+        start: today - Days::days(40),
+        days: 35,
+        localities: vec!["58".into()],
+        scale: 2.5,
+        ..Default::default()
+    };
+    let mut messages = canonical_stream(&sim, Utc::now());
+    messages.truncate(200_000);
+    let n = messages.len() as u64;
+    let f = Fixture::new(PARTITIONS);
+    let (b, t) = (f.config.kafka.bootstrap_servers.clone(), f.config.topics.events.clone());
+    tokio::task::spawn_blocking(move || produce(&b, &t, &messages)).await.unwrap();
+
+    // Ceiling: the same consumer settings, parse each message, nothing else.
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &f.config.kafka.bootstrap_servers)
+        .set("group.id", format!("{}-ceiling", f.config.worker.group_id))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    c.subscribe(&[&f.config.topics.events]).unwrap();
+    let started = Instant::now();
+    let mut parsed = 0u64;
+    while parsed < n {
+        let m = c.recv().await.unwrap();
+        let e: DossierEvent = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        std::hint::black_box(e);
+        parsed += 1;
+    }
+    let ceiling = n as f64 / started.elapsed().as_secs_f64();
+    drop(c);
+
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let w = f.worker(dir.path(), None).await;
+    while w.worker.metrics.consumed.get() < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let worker = n as f64 / started.elapsed().as_secs_f64();
+    println!("throughput ({n} messages, {PARTITIONS} partitions)");
+    println!("  consume+parse ceiling  {ceiling:>10.0} events/s");
+    println!("  worker (to buckets)    {worker:>10.0} events/s   {:.0}% of the ceiling (aim ≥ 70%)", worker * 100.0 / ceiling);
+    w.stop().await.unwrap();
+}
+
+async fn freshness() {
+    let f = Fixture::new(6);
+    let dir = tempfile::tempdir().unwrap();
+    let w = f.worker(dir.path(), None).await;
+    let gw = f.gateway().await;
+    let client = reqwest::Client::new();
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let url = format!("http://{}/v1/windows?from={today}&to={today}&group_by=", w.addr);
+    let mut samples = Vec::new();
+    for i in 0..200 {
+        let now = Utc::now().with_timezone(&ict());
+        let body = serde_json::json!({
+            "dossier_id": format!("F-{i}"), "procedure_code": "1.001193", "locality_code": "22738",
+            "channel": "online", "status": "received",
+            "received_at": now.to_rfc3339(), "updated_at": now.to_rfc3339(),
+        });
+        let r = client
+            .post(format!("http://{}/v1/dossiers", gw.addr))
+            .bearer_auth(TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let acked = Instant::now();
+        loop {
+            let v: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+            if v["totals"]["total"].as_i64() == Some(i + 1) {
+                break;
+            }
+        }
+        samples.push(acked.elapsed());
+    }
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+    println!("freshness (gateway ack → visible in the API, {} samples)", samples.len());
+    println!("  p50 {:?}   p99 {:?}   (aim p99 < 1 s)", p(0.5), p(0.99));
+    gw.stop().await.unwrap();
+    w.stop().await.unwrap();
+}
+
+/// A synthetic dossier: spread over procedures, communes, days and channels.
+fn dossier(i: u64) -> DossierEvent {
+    let communes = ["22738", "22741", "22744", "22747", "22750", "22753", "22756", "22759"];
+    let procs = ["1.001193", "DA06-02", "DA06-03", "DA06-04", "DA06-06", "DA06-07", "DA06-11", "DA06-13"];
+    let t0 = ict().with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap();
+    let received = t0 + Days::minutes((i * 7919 % (300 * 24 * 60)) as i64);
+    DossierEvent {
+        dossier_id: format!("H{:010}", i),
+        procedure_code: procs[(i % 8) as usize].into(),
+        procedure_name: None,
+        locality_code: communes[(i / 8 % 8) as usize].into(),
+        agency: None,
+        channel: Channel::ALL[(i % 3) as usize],
+        status: if i % 2 == 0 { Status::Processed } else { Status::Processing },
+        received_at: Some(received),
+        due_at: Some(received + Days::days(7)),
+        finished_at: (i % 2 == 0).then(|| received + Days::days((i % 10) as i64)),
+        updated_at: received + Days::days(1),
+        event_id: None,
+        source: None,
+    }
+}
+
+fn state_and_recovery(rt: &tokio::runtime::Runtime) {
+    const N: u64 = 1_000_000;
+    let mut s = PartitionState::default();
+    let today = day_number(ict().with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().date_naive());
+    let started = Instant::now();
+    for i in 0..N {
+        let e = dossier(i);
+        s.apply(&e, content_hash(e.dossier_id.as_bytes()), today, 400);
+    }
+    let apply = started.elapsed();
+    println!("state ({N} live dossiers, {} daily buckets)", s.bucket_count());
+    println!("  apply                  {:>10.0} versions/s (no Kafka)", N as f64 / apply.as_secs_f64());
+    println!(
+        "  bytes per live dossier {:>10.1} (dossier table and buckets, by capacity; aim ≤ 64)",
+        s.heap_bytes() as f64 / s.dossier_count() as f64
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = CheckpointStore::open(dir.path().to_str().unwrap()).unwrap();
+    let started = Instant::now();
+    let enc = CheckpointStore::encode(&s).unwrap();
+    let m = rt.block_on(store.write("bench", 0, enc, "bench")).unwrap();
+    let write = started.elapsed();
+    let size: u64 = std::fs::read_dir(dir.path().join("bench/p00000")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let started = Instant::now();
+    let (back, _) = rt.block_on(store.load("bench", 0)).unwrap();
+    let load = started.elapsed();
+    assert_eq!(back.dossier_count(), N as usize);
+    println!("recovery from a checkpoint of {N} dossiers ({:.1} MB on disk, offset {})", size as f64 / 1e6, m.next_offset);
+    println!("  write {write:?}   load and rebuild buckets {load:?}");
+}
+
+fn snapshot_file(rt: &tokio::runtime::Runtime) {
+    const N: usize = 1_000_000;
+    let reference = Arc::new(Reference::embedded());
+    let sim = dvc_pulse_sim::SimConfig {
+        seed: 9,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+        days: 60,
+        localities: vec!["56".into(), "58".into()],
+        scale: 4.0,
+        ..Default::default()
+    };
+    let deliveries = dvc_pulse_sim::simulate(&sim, &reference).deliveries;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.ndjson");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut lines = 0;
+    for d in deliveries.iter().cycle().take(N) {
+        out.write_all(&d.bytes).unwrap();
+        out.write_all(b"\n").unwrap();
+        lines += 1;
+    }
+    out.flush().unwrap();
+    drop(out);
+    let now = Utc::now();
+    // Ceiling: read and validate every line, nothing else.
+    let v = Validator::new(reference.clone(), Default::default());
+    let started = Instant::now();
+    let text = std::fs::read(&path).unwrap();
+    let ok = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter(|l| v.parse_record(l, now).is_ok()).count();
+    let ceiling = started.elapsed();
+    let cfg = dvc_pulse_app::Config::default();
+    let q = WindowQuery { from: sim.start, to: sim.start + Days::days(59), group_by: vec![GroupKey::Service, GroupKey::District], locality: None };
+    let started = Instant::now();
+    let s = rt.block_on(dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})).unwrap();
+    let took = started.elapsed();
+    println!("snapshot --input ({lines} lines, {ok} valid, {} rows out)", s.table.rows.len());
+    println!("  read+validate ceiling {ceiling:?}   snapshot {took:?}   ({:.1}x the ceiling)", took.as_secs_f64() / ceiling.as_secs_f64());
+}
