@@ -51,6 +51,15 @@ async fn accepted_events_are_canonical_on_the_topic_and_rejects_are_dead_lettere
         ]
     );
 
+    let metrics = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
+    for line in [
+        "dvc_pulse_ingest_accepted_records_total 3",
+        "dvc_pulse_ingest_rejected_records_total{reason=\"malformed_json\"} 1",
+        "dvc_pulse_ingest_rejected_records_total{reason=\"unknown_status\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+
     let events = read(&f, &f.config.topics.events, 3);
     assert_eq!(events.len(), 3);
     for r in &events {

@@ -65,6 +65,7 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningGateway,
     };
     let topic = cfg.topics.events.clone();
     let gw = Gateway {
+        metrics: Default::default(),
         config: cfg.ingest.clone(),
         validator: validator(cfg)?,
         sink,

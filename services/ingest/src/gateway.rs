@@ -37,6 +37,8 @@ pub struct Gateway {
     pub clock: Clock,
     /// Broker reachability for `/readyz`.
     pub ready: ReadyCheck,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::IngestMetrics,
 }
 
 /// Errors a request can end in; the one place that maps them to status and body.
@@ -107,6 +109,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(gw)
 }
 
@@ -134,6 +137,7 @@ async fn post_dossiers(
     body: Body,
 ) -> Result<Response, ApiError> {
     if !authorised(&gw, &headers) {
+        gw.metrics.unauthorized.inc();
         return Err(ApiError::Unauthorized);
     }
     let limit = gw.config.body_limit_bytes;
@@ -166,7 +170,12 @@ async fn post_dossiers(
             .map_err(|_| ApiError::BadBody)?;
     if let Err(error) = gw.sink.publish(outcome.messages).await {
         tracing::warn!(%error, records = outcome.accepted + outcome.rejected.len(), "batch not committed; answering 503");
+        gw.metrics.unavailable.inc();
         return Err(ApiError::BrokerUnavailable);
+    }
+    gw.metrics.accepted.inc_by(outcome.accepted as u64);
+    for r in &outcome.rejected {
+        gw.metrics.rejected.with_label_values(&[r.reason]).inc();
     }
     tracing::debug!(
         accepted = outcome.accepted,
@@ -174,6 +183,10 @@ async fn post_dossiers(
         "batch committed"
     );
     Ok(Json(json!({ "accepted": outcome.accepted, "rejected": outcome.rejected })).into_response())
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], gw.metrics.render()).into_response()
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {

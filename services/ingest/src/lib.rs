@@ -3,13 +3,15 @@
 //! rejected ones (reason and redacted payload) to the dead-letter topic, atomically.
 //!
 //! Modules: [`config`], [`sink`] (Kafka transactions), [`dlq`] (dead-letter records),
-//! [`pipeline`] (records → messages), [`gateway`] (HTTP), [`import`] (files).
+//! [`pipeline`] (records → messages), [`gateway`] (HTTP), [`import`] (files), [`metrics`]
+//! (gateway counters).
 
 pub mod config;
 pub mod dlq;
 pub mod error;
 pub mod gateway;
 pub mod import;
+pub mod metrics;
 pub mod pipeline;
 pub mod sink;
 
