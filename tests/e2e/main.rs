@@ -1,10 +1,14 @@
 //! End-to-end tests through the real Kafka protocol: librdkafka's mock cluster as the
-//! broker, the gateway over real HTTP, and Debian's kcat as an independent client.
+//! broker, the gateway over real HTTP, Debian's kcat as an independent client, and
+//! Prometheus's own promtool and amtool for the rules and configuration.
 
 mod helpers;
 
+mod compose;
 mod faults;
 mod gateway;
 mod import;
 mod kcat;
+mod metrics;
+mod prometheus;
 mod windows;

@@ -212,6 +212,12 @@ async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
     assert!(body["origin"].as_str().unwrap().starts_with(&f.config.topics.events));
     let v = get(w.addr, "from=2024-06-01&to=2024-06-30&group_by=").await;
     assert_eq!(v["totals"]["total"], 0);
+    let m = reqwest::get(format!("http://{}/metrics", w.addr)).await.unwrap().text().await.unwrap();
+    assert!(m.contains("dvc_pulse_worker_beyond_horizon_versions_total 1"), "{m}");
+    // The gateway accepted it (the horizon is the worker's business) and says so.
+    let g = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
+    assert!(g.contains("dvc_pulse_ingest_accepted_records_total 1"), "{g}");
+    assert!(g.contains("dvc_pulse_build_info{version="), "{g}");
     gw.stop().await.unwrap();
     w.stop().await.unwrap();
 }

@@ -20,6 +20,7 @@ pub struct RunningWorker {
     stop: watch::Sender<bool>,
     consume: JoinHandle<Result<(), WorkerError>>,
     serve: JoinHandle<Result<(), std::io::Error>>,
+    refresh: JoinHandle<()>,
 }
 
 impl RunningWorker {
@@ -27,6 +28,7 @@ impl RunningWorker {
     pub async fn stop(self) -> Result<(), AppError> {
         let _ = self.stop.send(true);
         self.consume.await.map_err(|e| AppError::Http(e.to_string()))??;
+        let _ = self.refresh.await;
         self.serve
             .await
             .map_err(|e| AppError::Http(e.to_string()))?
@@ -37,6 +39,7 @@ impl RunningWorker {
     pub fn abort(self) {
         self.consume.abort();
         self.serve.abort();
+        self.refresh.abort();
     }
 
     /// True once the consume loop has ended (it only ends on its own after an error).
@@ -74,6 +77,20 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
         }
         r
     });
+    let (w, mut rx) = (worker.clone(), stopped.clone());
+    let refresh = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(w.cfg.metrics.refresh);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = w.window_metrics.refresh(&w, &w.reference).await {
+                        tracing::warn!(error = %e, "window metrics not refreshed");
+                    }
+                }
+                _ = async { let _ = rx.wait_for(|s| *s).await; } => break,
+            }
+        }
+    });
     let mut rx = stopped;
     let app = api::router(worker.clone());
     let serve = tokio::spawn(async move {
@@ -84,5 +101,5 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
             .await
     });
     tracing::info!(%addr, worker = %worker.id, "worker API listening");
-    Ok(RunningWorker { addr, worker, stop, consume, serve })
+    Ok(RunningWorker { addr, worker, stop, consume, serve, refresh })
 }

@@ -140,7 +140,11 @@ async fn daily(State(w): State<Arc<Worker>>, Query(p): Query<WindowParams>) -> R
 }
 
 async fn metrics(State(w): State<Arc<Worker>>) -> Response {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], w.metrics.render()).into_response()
+    let mut families = w.metrics.registry.gather();
+    families.extend(w.window_metrics.families());
+    let mut out = String::new();
+    prometheus::TextEncoder::new().encode_utf8(&families, &mut out).expect("text encoding cannot fail");
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response()
 }
 
 async fn healthz(State(w): State<Arc<Worker>>) -> Response {

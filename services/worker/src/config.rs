@@ -22,6 +22,8 @@ pub struct WorkerConfig {
     pub checkpoint_every_events: u64,
     /// Versions whose day is more than this many days before today go to the dead-letter topic.
     pub horizon_days: i32,
+    /// Window gauges on `/metrics`.
+    pub metrics: crate::window_metrics::WindowMetricsConfig,
 }
 
 impl Default for WorkerConfig {
@@ -33,6 +35,7 @@ impl Default for WorkerConfig {
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_every_events: 200_000,
             horizon_days: 400,
+            metrics: Default::default(),
         }
     }
 }

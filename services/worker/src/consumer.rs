@@ -31,6 +31,7 @@ use tokio::sync::watch;
 /// Hears rebalances and statistics on the client's thread.
 struct Ctx {
     revoked: mpsc::Sender<Vec<i32>>,
+    assigned: mpsc::Sender<Vec<i32>>,
     metrics: Metrics,
     topic: String,
     worker: Arc<Worker>,
@@ -62,9 +63,11 @@ impl ConsumerContext for Ctx {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            let ps: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             let mut assigned = self.worker.assigned.lock().expect("assigned lock");
-            assigned.extend(tpl.elements().iter().map(|e| e.partition()));
+            assigned.extend(ps.iter().copied());
             tracing::info!(partitions = ?*assigned, "assigned");
+            let _ = self.assigned.send(ps);
         }
     }
 }
@@ -81,7 +84,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let (tx, revoked) = mpsc::channel();
-    let ctx = Ctx { revoked: tx, metrics: worker.metrics.clone(), topic: worker.topic.clone(), worker: worker.clone() };
+    let (atx, assigned) = mpsc::channel();
+    let ctx = Ctx { revoked: tx, assigned: atx, metrics: worker.metrics.clone(), topic: worker.topic.clone(), worker: worker.clone() };
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &worker.cfg.group_id)
@@ -125,12 +129,14 @@ pub async fn run(
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {
                 drop_revoked(&worker, &revoked);
+                load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
                 checkpoint(&worker, &consumer, &sink, &mut pending).await?;
                 since = 0;
             }
             m = consumer.recv() => match m {
                 Ok(msg) => {
                     drop_revoked(&worker, &revoked);
+                    load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
                     let (p, off) = (msg.partition(), msg.offset());
                     let payload = msg.payload().unwrap_or_default().to_vec();
                     drop(msg);
@@ -153,14 +159,42 @@ pub async fn run(
 }
 
 fn drop_revoked(worker: &Worker, revoked: &mpsc::Receiver<Vec<i32>>) {
-    while let Ok(ps) = revoked.try_recv() {
-        let mut owned = worker.owned.lock().expect("owned lock");
-        for p in ps {
-            // The next owner loads the last checkpoint and replays from its offset.
-            owned.remove(&p);
-        }
-        worker.metrics.partitions_owned.set(owned.len() as i64);
+    let mut any = false;
+    while revoked.try_recv().is_ok() {
+        any = true;
     }
+    if !any {
+        return;
+    }
+    // Keep exactly what the group assigns here: a partition held anywhere else would be
+    // served stale and exported twice. The next owner loads the last checkpoint.
+    let assigned = worker.assigned.lock().expect("assigned lock").clone();
+    let mut owned = worker.owned.lock().expect("owned lock");
+    owned.retain(|p, _| assigned.contains(p));
+    worker.metrics.partitions_owned.set(owned.len() as i64);
+}
+
+/// Loads the state of newly assigned partitions now, so windows and gauges cover them
+/// before their next message arrives.
+async fn load_assigned(worker: &Worker, ps: Vec<i32>) -> Result<(), WorkerError> {
+    for p in ps {
+        if worker.assigned.lock().expect("assigned lock").contains(&p) {
+            ensure_loaded(worker, p).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
+    if worker.owned.lock().expect("owned lock").contains_key(&p) {
+        return Ok(());
+    }
+    let (state, manifest) = worker.store.load(&worker.topic, p).await?;
+    tracing::info!(partition = p, offset = state.next_offset, dossiers = state.dossier_count(), from_checkpoint = manifest.is_some(), "partition loaded");
+    let mut owned = worker.owned.lock().expect("owned lock");
+    owned.entry(p).or_insert_with(|| Owned::new(state));
+    worker.metrics.partitions_owned.set(owned.len() as i64);
+    Ok(())
 }
 
 /// Applies one message; true when it changed the state.
@@ -174,14 +208,7 @@ async fn apply(
 ) -> Result<bool, WorkerError> {
     let m = &worker.metrics;
     m.consumed.inc();
-    let loaded = worker.owned.lock().expect("owned lock").contains_key(&p);
-    if !loaded {
-        let (state, manifest) = worker.store.load(&worker.topic, p).await?;
-        tracing::info!(partition = p, offset = state.next_offset, dossiers = state.dossier_count(), from_checkpoint = manifest.is_some(), "partition loaded");
-        let mut owned = worker.owned.lock().expect("owned lock");
-        owned.insert(p, Owned::new(state));
-        m.partitions_owned.set(owned.len() as i64);
-    }
+    ensure_loaded(worker, p).await?;
     let mut owned = worker.owned.lock().expect("owned lock");
     let o = owned.get_mut(&p).expect("loaded above");
     if off < o.state.next_offset {

@@ -3,7 +3,8 @@
 //! serves window snapshots over every partition.
 //!
 //! Modules: [`config`], [`worker`] (shared state and snapshots), [`consumer`] (the
-//! consume loop and checkpoints), [`checkpoint`] (storage), [`api`] (HTTP), [`metrics`].
+//! consume loop and checkpoints), [`checkpoint`] (storage), [`api`] (HTTP), [`metrics`]
+//! (pipeline counters), [`window_metrics`] (window gauges).
 
 pub mod api;
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod metrics;
+pub mod window_metrics;
 pub mod worker;
 
 pub use config::WorkerConfig;

@@ -90,6 +90,7 @@ impl Metrics {
         let lag = IntGaugeVec::new(o("consumer_lag_messages", "Messages not yet consumed, per partition."), &[LABEL_PARTITION])
             .expect("valid metric");
         registry.register(Box::new(lag.clone())).expect("unique metric");
+        registry.register(Box::new(dvc_pulse_ingest::metrics::build_info())).expect("unique metric");
         Metrics {
             consumed: counter("consumed_messages_total", "Messages consumed from the events topic."),
             applied: counter("applied_versions_total", "Versions applied: a new dossier or a newer version."),

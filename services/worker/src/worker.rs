@@ -33,6 +33,14 @@ pub(crate) struct Owned {
 }
 
 impl Owned {
+    fn buckets(&mut self) -> RecordBatch {
+        let g = self.state.generation;
+        if self.cache.as_ref().is_none_or(|(cg, _)| *cg != g) {
+            self.cache = Some((g, self.state.buckets_batch()));
+        }
+        self.cache.as_ref().expect("just set").1.clone()
+    }
+
     pub(crate) fn new(state: PartitionState) -> Self {
         let g = state.generation;
         Owned { state, cache: None, seeked: false, sought_to: None, checkpointed: g }
@@ -108,6 +116,10 @@ pub struct Worker {
     pub clock: Clock,
     /// This worker's id (names its checkpoint files and dead-letter producer).
     pub id: String,
+    /// Reference data.
+    pub reference: Reference,
+    /// Window gauges, refreshed by [`crate::window_metrics::WindowMetrics::refresh`].
+    pub window_metrics: crate::window_metrics::WindowMetrics,
     partitions: AtomicI32,
     pub(crate) owned: Mutex<BTreeMap<i32, Owned>>,
     pub(crate) assigned: Mutex<std::collections::BTreeSet<i32>>,
@@ -141,6 +153,8 @@ impl Worker {
             metrics: Metrics::new(),
             clock,
             id,
+            reference: reference.clone(),
+            window_metrics: Default::default(),
             partitions: AtomicI32::new(partitions),
             owned: Mutex::new(BTreeMap::new()),
             assigned: Mutex::new(Default::default()),
@@ -167,6 +181,12 @@ impl Worker {
         self.assigned.lock().expect("assigned lock").iter().copied().collect()
     }
 
+    /// The live buckets of the partitions loaded here (cached per state generation).
+    pub fn owned_buckets(&self) -> Vec<RecordBatch> {
+        let mut owned = self.owned.lock().expect("owned lock");
+        owned.values_mut().map(Owned::buckets).collect()
+    }
+
     /// The buckets of every partition: owned ones live, the others from their last checkpoint.
     async fn gather(&self) -> Result<(Vec<RecordBatch>, AsOf), WorkerError> {
         let mut batches = Vec::new();
@@ -174,11 +194,7 @@ impl Worker {
         {
             let mut owned = self.owned.lock().expect("owned lock");
             for (p, o) in owned.iter_mut() {
-                let g = o.state.generation;
-                if o.cache.as_ref().is_none_or(|(cg, _)| *cg != g) {
-                    o.cache = Some((g, o.state.buckets_batch()));
-                }
-                batches.push(o.cache.as_ref().expect("just set").1.clone());
+                batches.push(o.buckets());
                 parts.insert(*p, PartitionAsOf {
                     partition: *p,
                     offset: o.state.next_offset,

@@ -1,0 +1,265 @@
+//! Rolling 30-day window counts as Prometheus gauges: per catalogue service and current
+//! province (received by channel, finished by timeliness, pending by state), and
+//! optionally per commune under a series budget. Each worker exports only the partitions
+//! it owns, so `sum by (...)` across workers is exact. Counts, never rates: rules divide.
+//!
+//! Computed every `refresh` into a private registry and swapped in whole, so a scrape
+//! never sees half an update and costs only the text encoding.
+
+use crate::error::WorkerError;
+use crate::worker::Worker;
+use dvc_pulse_model::Reference;
+use dvc_pulse_model::event::ict;
+use dvc_pulse_model::reference::Programme;
+use dvc_pulse_rollup::{GroupKey, WindowQuery, WindowRow, window_from_buckets};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntGaugeVec, Opts, Registry};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// Window metrics settings (the `[worker.metrics]` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowMetricsConfig {
+    /// Recompute the gauges this often.
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+    /// Minimum 30-day volume before a low online rate alerts (exported for the rules).
+    pub min_volume: u64,
+    /// Also export received counts per commune.
+    pub communes: bool,
+    /// At most this many commune series; the smallest communes of each service and
+    /// province are summed into `commune="other"`.
+    pub commune_series_budget: usize,
+}
+
+impl Default for WindowMetricsConfig {
+    fn default() -> Self {
+        Self { refresh: Duration::from_secs(15), min_volume: 20, communes: false, commune_series_budget: 20_000 }
+    }
+}
+
+/// Label keys.
+pub mod labels {
+    /// Catalogue service id, or the procedure code outside the catalogue.
+    pub const SERVICE: &str = "service";
+    /// Short Vietnamese name of the service.
+    pub const SERVICE_NAME: &str = "service_name";
+    /// `true` for essential services of the catalogue.
+    pub const ESSENTIAL: &str = "essential";
+    /// `DA06`, `QD422`, or empty.
+    pub const PROGRAMME: &str = "programme";
+    /// Current province code (empty when unknown).
+    pub const PROVINCE: &str = "province";
+    /// Current province name.
+    pub const PROVINCE_NAME: &str = "province_name";
+    /// Commune code, or `other`.
+    pub const COMMUNE: &str = "commune";
+    /// Commune name.
+    pub const COMMUNE_NAME: &str = "commune_name";
+    /// `online`, `in_person`, `postal`.
+    pub const CHANNEL: &str = "channel";
+    /// `on_time`, `overdue`, `no_due`.
+    pub const TIMELINESS: &str = "timeliness";
+    /// `within`, `overdue`.
+    pub const STATE: &str = "state";
+    /// The catalogue's agency column (ngành), e.g. `Công an`.
+    pub const AGENCY: &str = "agency";
+}
+
+/// Every window metric name.
+pub const NAMES: [&str; 6] = [
+    "dvc_pulse_window_received_dossiers",
+    "dvc_pulse_window_finished_dossiers",
+    "dvc_pulse_window_pending_dossiers",
+    "dvc_pulse_window_commune_received_dossiers",
+    "dvc_pulse_service_info",
+    "dvc_pulse_alert_min_volume_dossiers",
+];
+
+/// The latest computed families.
+#[derive(Debug, Default)]
+pub struct WindowMetrics {
+    families: RwLock<Vec<MetricFamily>>,
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str, keys: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), keys).expect("valid metric");
+    reg.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn key(r: &WindowRow, name: &str) -> String {
+    match r.keys.iter().find(|(k, _)| *k == name).map(|(_, v)| v) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+impl WindowMetrics {
+    /// The families of the last refresh.
+    pub fn families(&self) -> Vec<MetricFamily> {
+        self.families.read().expect("families lock").clone()
+    }
+
+    /// Builds the families from window rows: `service_rows` grouped by service and
+    /// province, `commune_rows` (if any) by service, province and commune.
+    pub fn build(
+        reference: &Reference,
+        cfg: &WindowMetricsConfig,
+        service_rows: &[WindowRow],
+        commune_rows: Option<&[WindowRow]>,
+    ) -> Vec<MetricFamily> {
+        use labels::*;
+        let reg = Registry::new();
+        let base = [SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, PROVINCE, PROVINCE_NAME];
+        let with = |extra: &'static str| base.iter().copied().chain([extra]).collect::<Vec<_>>();
+        let received = gauge(&reg, NAMES[0], "Dossiers received in the 30 days ending today (ICT), by channel; this worker's partitions.", &with(CHANNEL));
+        let finished = gauge(&reg, NAMES[1], "Dossiers finished in the 30 days ending today, by timeliness; this worker's partitions.", &with(TIMELINESS));
+        let pending = gauge(&reg, NAMES[2], "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.", &with(STATE));
+        for r in service_rows {
+            let b = [key(r, "service_id"), key(r, "service_short_name"), key(r, "essential"), key(r, "programme"), key(r, "province_code"), key(r, "province_name")];
+            let l = |x: &'static str| b.iter().map(String::as_str).chain([x]).collect::<Vec<_>>();
+            let c = &r.counts;
+            // Every channel, zeros included, so a rate of 0% is a rate and not a gap.
+            received.with_label_values(&l("online")).set(c.online);
+            received.with_label_values(&l("in_person")).set(c.in_person);
+            received.with_label_values(&l("postal")).set(c.postal);
+            finished.with_label_values(&l("on_time")).set(c.on_time);
+            finished.with_label_values(&l("overdue")).set(c.overdue);
+            finished.with_label_values(&l("no_due")).set(c.finished_no_due);
+            pending.with_label_values(&l("within")).set(c.pending_within);
+            pending.with_label_values(&l("overdue")).set(c.pending_overdue);
+        }
+        if let Some(rows) = commune_rows {
+            let g = gauge(&reg, NAMES[3], "Dossiers received in the 30 days ending today per commune, by channel (largest communes within the series budget; the rest as commune=\"other\").", &[SERVICE, PROVINCE, COMMUNE, COMMUNE_NAME, CHANNEL]);
+            let mut rows: Vec<&WindowRow> = rows.iter().filter(|r| r.counts.total > 0).collect();
+            rows.sort_by_key(|r| std::cmp::Reverse(r.counts.total));
+            let per_row = 3;
+            let mut other: BTreeMap<(String, String), [i64; 3]> = BTreeMap::new();
+            let mut used = 0;
+            for r in rows {
+                let (svc, prov) = (key(r, "service_id"), key(r, "province_code"));
+                let c = [r.counts.online, r.counts.in_person, r.counts.postal];
+                // Keep room for one "other" row per (service, province).
+                if used + per_row + other.len() * per_row + per_row <= cfg.commune_series_budget {
+                    let (code, name) = (key(r, "commune_code"), key(r, "commune_name"));
+                    for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
+                        g.with_label_values(&[svc.as_str(), prov.as_str(), code.as_str(), name.as_str(), ch]).set(v);
+                    }
+                    used += per_row;
+                } else {
+                    let o = other.entry((svc, prov)).or_default();
+                    for (a, v) in o.iter_mut().zip(c) {
+                        *a += v;
+                    }
+                }
+            }
+            for ((svc, prov), c) in other {
+                for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
+                    g.with_label_values(&[svc.as_str(), prov.as_str(), "other", "", ch]).set(v);
+                }
+            }
+        }
+        let info = gauge(&reg, NAMES[4], "1 for every service of the catalogue.", &[SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, AGENCY]);
+        for s in reference.services.services() {
+            let programme = match s.programme {
+                Programme::Da06 => "DA06",
+                Programme::Qd422 => "QD422",
+            };
+            info.with_label_values(&[s.id.as_str(), s.short_name_vi.as_str(), "true", programme, s.agency.as_str()]).set(1);
+        }
+        let guard = prometheus::IntGauge::new(NAMES[5], "Minimum 30-day volume before a low online rate alerts.").expect("valid metric");
+        guard.set(cfg.min_volume as i64);
+        reg.register(Box::new(guard)).expect("unique metric");
+        reg.gather()
+    }
+
+    /// Recomputes from the partitions `worker` owns, for the 30 days ending today.
+    pub async fn refresh(&self, worker: &Worker, reference: &Reference) -> Result<(), WorkerError> {
+        let cfg = &worker.cfg.metrics;
+        let batches = worker.owned_buckets();
+        let today = (worker.clock)().with_timezone(&ict()).date_naive();
+        let q = WindowQuery::rolling(today, vec![GroupKey::Service, GroupKey::Province], None);
+        let services = window_from_buckets(&worker.dims, batches.clone(), &q).await?;
+        let communes = if cfg.communes {
+            let q = WindowQuery::rolling(today, vec![GroupKey::Service, GroupKey::Province, GroupKey::Commune], None);
+            Some(window_from_buckets(&worker.dims, batches, &q).await?.rows)
+        } else {
+            None
+        };
+        let families = Self::build(reference, cfg, &services.rows, communes.as_deref());
+        *self.families.write().expect("families lock") = families;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dvc_pulse_rollup::Counts;
+    use serde_json::Value;
+
+    fn row(service: &str, province: &str, commune: &str, online: i64, in_person: i64) -> WindowRow {
+        let s = |v: &str| Value::String(v.into());
+        WindowRow {
+            keys: vec![
+                ("service_id", s(service)),
+                ("service_short_name", s("Tên")),
+                ("essential", Value::Bool(true)),
+                ("programme", s("DA06")),
+                ("province_code", s(province)),
+                ("province_name", s("Tỉnh")),
+                ("commune_code", s(commune)),
+                ("commune_name", s(&format!("Xã {commune}"))),
+            ],
+            counts: Counts { total: online + in_person, online, in_person, ..Counts::default() },
+        }
+    }
+
+    fn series(families: &[MetricFamily], name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+        families
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter())
+            .map(|m| {
+                let labels = m.get_label().iter().map(|l| (l.name().to_string(), l.value().to_string())).collect();
+                (labels, m.get_gauge().get_value())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_channel_is_exported_even_at_zero() {
+        let cfg = WindowMetricsConfig::default();
+        let fams = WindowMetrics::build(&Reference::embedded(), &cfg, &[row("DA06-09", "56", "", 0, 7)], None);
+        let received = series(&fams, NAMES[0]);
+        assert_eq!(received.len(), 3);
+        let online = received.iter().find(|(l, _)| l.contains(&("channel".into(), "online".into()))).unwrap();
+        assert_eq!(online.1, 0.0);
+        assert_eq!(series(&fams, NAMES[4]).len(), Reference::embedded().services.services().len());
+        assert_eq!(series(&fams, NAMES[5])[0].1, 20.0);
+    }
+
+    #[test]
+    fn communes_stay_within_the_budget_and_the_rest_sums_into_other() {
+        let cfg = WindowMetricsConfig { communes: true, commune_series_budget: 18, ..Default::default() };
+        let rows: Vec<WindowRow> = (1..=20).map(|i| row("DA06-03", "56", &format!("{i:05}"), i, 1)).collect();
+        let fams = WindowMetrics::build(&Reference::embedded(), &cfg, &[], Some(&rows));
+        let s = series(&fams, NAMES[3]);
+        assert!(s.len() <= 18, "{} series", s.len());
+        let online = |pred: &dyn Fn(&str) -> bool| -> f64 {
+            s.iter()
+                .filter(|(l, _)| l.contains(&("channel".into(), "online".into())))
+                .filter(|(l, _)| l.iter().any(|(k, v)| k == "commune" && pred(v)))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        assert_eq!(online(&|_| true), (1..=20).sum::<i64>() as f64, "nothing is lost");
+        assert_eq!(online(&|c| c == "00020"), 20.0, "the largest commune keeps its own series");
+        assert!(online(&|c| c == "other") > 0.0);
+    }
+}
