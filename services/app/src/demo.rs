@@ -67,7 +67,8 @@ pub async fn run(
     let first = opts.localities.first().cloned().unwrap_or_default();
     println!("  Snapshot API     {api}/v1/windows?group_by=service&locality={first}");
     println!("                   {api}/v1/windows?group_by=province,service&format=csv");
-    println!("  Worker metrics   {api}/metrics");
+    println!("  Daily series     {api}/v1/windows/daily?group_by=service&locality={first}");
+    println!("  Metrics          {api}/metrics (worker)   {url}/metrics (gateway)");
     println!(
         "Simulating the last 30 days of {:?} with realistic mess; Ctrl-C to stop.\n",
         opts.localities

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub dossiers: IntGauge,
     /// Newest `updated_at` reflected, seconds since the epoch.
     pub newest_event_seconds: IntGauge,
+    /// Now minus the newest `updated_at` reflected, at the last gauge refresh.
+    pub freshness_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -108,6 +110,7 @@ impl Metrics {
             partitions_owned: gauge("partitions_owned", "Partitions this worker owns."),
             dossiers: gauge("dossiers", "Live dossiers held by this worker."),
             newest_event_seconds: gauge("newest_event_timestamp_seconds", "Newest updated_at reflected in this worker's windows."),
+            freshness_seconds: gauge("window_freshness_seconds", "Now minus the newest updated_at reflected in this worker's windows, at the last refresh."),
             registry,
         }
     }

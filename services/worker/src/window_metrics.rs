@@ -192,6 +192,10 @@ impl WindowMetrics {
             None
         };
         let families = Self::build(reference, cfg, &services.rows, communes.as_deref());
+        let newest = worker.metrics.newest_event_seconds.get();
+        if newest > 0 {
+            worker.metrics.freshness_seconds.set((worker.clock)().timestamp() - newest);
+        }
         *self.families.write().expect("families lock") = families;
         Ok(())
     }
