@@ -240,7 +240,7 @@ async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Val
 async fn three_workers_one_killed_one_added_windows_stay_exact() {
     use dvc_pulse_testkit::{canonical_stream, counts_only, oracle, produce};
     let mut f = Fixture::new(12);
-    for (k, v) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")] {
+    for (k, v) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500"), ("max.poll.interval.ms", "10000")] {
         f.config.kafka.properties.insert(k.into(), v.into());
     }
     let today = Utc::now().with_timezone(&dvc_pulse_model::event::ict()).date_naive();

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 fn spawn(f: &Fixture, port: u16, checkpoints: &std::path::Path, log: &std::path::Path) -> Child {
     let c = &f.config;
-    // Dead members must leave the group quickly, or a restarted worker waits for them.
+    // Dead members must leave the group quickly, or a restarted worker waits for them: a
+    // member killed mid-rebalance is only dropped after the rebalance timeout, which is
+    // max.poll.interval.ms (5 minutes by default).
     let config = checkpoints.with_extension("toml");
     std::fs::write(
         &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n",
+        "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n\"max.poll.interval.ms\" = \"3000\"\n",
     )
     .unwrap();
     Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))

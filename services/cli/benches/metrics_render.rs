@@ -3,7 +3,7 @@
 //! Prints the refresh (build) time and the scrape (text encoding) time against the
 //! 100 ms aim.
 //!
-//! `cargo bench -p dvc-pulse-worker --bench metrics_render`
+//! `cargo bench -p dvc-pulse --bench metrics_render`
 
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::reference::Level;
