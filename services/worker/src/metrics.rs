@@ -114,15 +114,6 @@ impl Metrics {
             registry,
         }
     }
-
-    /// The text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        out
-    }
 }
 
 impl Default for Metrics {
