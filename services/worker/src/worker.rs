@@ -236,7 +236,7 @@ impl Worker {
         Ok((batches, as_of))
     }
 
-    /// A window over every partition (see [`Worker::gather`] for freshness).
+    /// A window over every partition: owned ones live, the others as of their last checkpoint.
     pub async fn snapshot(&self, q: &WindowQuery) -> Result<Snapshot, WorkerError> {
         let (batches, as_of) = self.gather().await?;
         let table = window_from_buckets(&self.dims, batches, q).await?;
