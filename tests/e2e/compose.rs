@@ -7,7 +7,10 @@ use std::process::Command;
 
 #[test]
 fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
-    let docker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker").canonicalize().unwrap();
+    let docker = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docker")
+        .canonicalize()
+        .unwrap();
     let out = Command::new("docker-compose")
         .args(["-f", "compose.yml", "config"])
         .env("DVC_PULSE_TOKEN_SHA256", "0".repeat(64))
@@ -15,7 +18,11 @@ fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
         .output()
         .expect("docker-compose must be installed (tests/run installs it)");
     let config = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "docker-compose config: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let root = docker.parent().unwrap().display().to_string();
     let mut paths = 0;
     for line in config.lines().map(str::trim) {
@@ -26,7 +33,10 @@ fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
             .or_else(|| line.strip_prefix("context: "))
             .filter(|p| p.starts_with(&root));
         if let Some(p) = host {
-            assert!(Path::new(p).exists(), "{p} is mounted or built from but does not exist");
+            assert!(
+                Path::new(p).exists(),
+                "{p} is mounted or built from but does not exist"
+            );
             paths += 1;
         }
         if let Some(f) = line.strip_prefix("dockerfile: ") {
@@ -34,11 +44,31 @@ fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
         }
     }
     assert!(paths >= 8, "{paths} host paths checked:\n{config}");
-    for service in ["kafka", "kafka-init", "gateway", "worker-1", "worker-2", "simulator", "prometheus", "alertmanager", "grafana"] {
-        assert!(config.contains(&format!("\n  {service}:\n")), "service {service} in the stack");
+    for service in [
+        "kafka",
+        "kafka-init",
+        "gateway",
+        "worker-1",
+        "worker-2",
+        "simulator",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
+        assert!(
+            config.contains(&format!("\n  {service}:\n")),
+            "service {service} in the stack"
+        );
     }
     let dockerfile = std::fs::read_to_string(docker.join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains("cargo build --release -p dvc-pulse"), "the Dockerfile builds the dvc-pulse binary");
-    let cli = std::fs::read_to_string(docker.parent().unwrap().join("services/cli/Cargo.toml")).unwrap();
-    assert!(cli.contains("name = \"dvc-pulse\""), "the package the Dockerfile builds is the binary");
+    assert!(
+        dockerfile.contains("cargo build --release -p dvc-pulse"),
+        "the Dockerfile builds the dvc-pulse binary"
+    );
+    let cli =
+        std::fs::read_to_string(docker.parent().unwrap().join("services/cli/Cargo.toml")).unwrap();
+    assert!(
+        cli.contains("name = \"dvc-pulse\""),
+        "the package the Dockerfile builds is the binary"
+    );
 }

@@ -51,7 +51,12 @@ async fn accepted_events_are_canonical_on_the_topic_and_rejects_are_dead_lettere
         ]
     );
 
-    let metrics = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", gw.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "dvc_pulse_ingest_accepted_records_total 3",
         "dvc_pulse_ingest_rejected_records_total{reason=\"malformed_json\"} 1",

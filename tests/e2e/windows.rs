@@ -27,9 +27,21 @@ fn golden() -> (Vec<ReportRow>, Scenario) {
     let rows = phan_rang();
     let target: Vec<TargetRow> = rows
         .iter()
-        .map(|r| TargetRow { service: r.service_id.clone(), total: r.total, online: r.online })
+        .map(|r| TargetRow {
+            service: r.service_id.clone(),
+            total: r.total,
+            online: r.online,
+        })
         .collect();
-    let s = scenario(&target, d("2024-06-05"), d("2024-07-05"), "582", "586", &Reference::embedded(), 7);
+    let s = scenario(
+        &target,
+        d("2024-06-05"),
+        d("2024-07-05"),
+        "582",
+        "586",
+        &Reference::embedded(),
+        7,
+    );
     (rows, s)
 }
 
@@ -40,7 +52,12 @@ fn annex_of(rows: &[Value]) -> Vec<(String, u64, u64, String)> {
         .filter(|r| r["total"].as_i64() != Some(0))
         .map(|r| {
             let (t, o) = (r["total"].as_i64().unwrap(), r["online"].as_i64().unwrap());
-            (r["service_name"].as_str().unwrap().to_string(), t as u64, o as u64, vi_rate(o, t))
+            (
+                r["service_name"].as_str().unwrap().to_string(),
+                t as u64,
+                o as u64,
+                vi_rate(o, t),
+            )
         })
         .collect()
 }
@@ -64,11 +81,21 @@ fn write_lines(dir: &std::path::Path, lines: &[Vec<u8>]) -> std::path::PathBuf {
 }
 
 async fn get(addr: std::net::SocketAddr, query: &str) -> Value {
-    reqwest::get(format!("http://{addr}/v1/windows?{query}")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("http://{addr}/v1/windows?{query}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Polls the API until `done` holds, for at most `limit`.
-async fn poll(addr: std::net::SocketAddr, query: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+async fn poll(
+    addr: std::net::SocketAddr,
+    query: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let v = get(addr, query).await;
@@ -85,16 +112,39 @@ async fn golden_annex_from_a_file_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_lines(dir.path(), &s.lines);
     let cfg = dvc_pulse_app::Config::default();
-    let q = WindowQuery { from: d("2024-06-05"), to: d("2024-07-05"), group_by: vec![GroupKey::Service], locality: Some("582".into()) };
+    let q = WindowQuery {
+        from: d("2024-06-05"),
+        to: d("2024-07-05"),
+        group_by: vec![GroupKey::Service],
+        locality: Some("582".into()),
+    };
     let now: DateTime<Utc> = "2024-09-01T00:00:00Z".parse().unwrap();
-    let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {}).await.unwrap();
+    let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})
+        .await
+        .unwrap();
     let json = serde_json::to_value(&snap).unwrap();
-    assert_eq!(annex_of(json["rows"].as_array().unwrap()), expected_annex(&rows));
-    assert_eq!((snap.table.totals.total, snap.table.totals.online), (8725, 8685));
-    assert_eq!(vi_rate(snap.table.totals.online, snap.table.totals.total), "99,54%");
+    assert_eq!(
+        annex_of(json["rows"].as_array().unwrap()),
+        expected_annex(&rows)
+    );
+    assert_eq!(
+        (snap.table.totals.total, snap.table.totals.online),
+        (8725, 8685)
+    );
+    assert_eq!(
+        vi_rate(snap.table.totals.online, snap.table.totals.total),
+        "99,54%"
+    );
     let rejected: usize = snap.input.rejected.values().sum();
-    assert_eq!(rejected, s.malformed, "every malformed line is rejected, with a reason: {:?}", snap.input.rejected);
-    assert!(s.duplicates > 0 && s.stale > 0, "the scenario carries duplicates and stale versions");
+    assert_eq!(
+        rejected, s.malformed,
+        "every malformed line is rejected, with a reason: {:?}",
+        snap.input.rejected
+    );
+    assert!(
+        s.duplicates > 0 && s.stale > 0,
+        "the scenario carries duplicates and stale versions"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,24 +153,46 @@ async fn golden_annex_through_kafka_and_the_worker_api() {
     let f = Fixture::new(6);
     let dir = tempfile::tempdir().unwrap();
     let path = write_lines(dir.path(), &s.lines);
-    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock("2024-09-01T03:00:00Z"))).await;
-    let imported = dvc_pulse_app::import::run(&f.config, &path, &ImportOptions { batch_size: 500, skip_before: 0 }, false)
-        .await
-        .unwrap();
+    let w = f
+        .worker(
+            &dir.path().join("ckpt"),
+            Some(fixed_clock("2024-09-01T03:00:00Z")),
+        )
+        .await;
+    let imported = dvc_pulse_app::import::run(
+        &f.config,
+        &path,
+        &ImportOptions {
+            batch_size: 500,
+            skip_before: 0,
+        },
+        false,
+    )
+    .await
+    .unwrap();
     let rejected: usize = imported.rejected.values().sum();
     assert_eq!(rejected, s.malformed);
     let query = "from=2024-06-05&to=2024-07-05&locality=582&group_by=service";
     let expected = expected_annex(&rows);
     let v = poll(w.addr, query, Duration::from_secs(60), |v| {
-        v["rows"].as_array().is_some_and(|r| annex_of(r) == expected)
+        v["rows"]
+            .as_array()
+            .is_some_and(|r| annex_of(r) == expected)
     })
     .await;
     assert_eq!(annex_of(v["rows"].as_array().unwrap()), expected, "{v}");
     assert_eq!(v["totals"]["total"], 8725);
     // Every measure (finished, on time, pending…) equals the batch path over the same file.
-    let q = WindowQuery { from: d("2024-06-05"), to: d("2024-07-05"), group_by: vec![GroupKey::Service], locality: Some("582".into()) };
+    let q = WindowQuery {
+        from: d("2024-06-05"),
+        to: d("2024-07-05"),
+        group_by: vec![GroupKey::Service],
+        locality: Some("582".into()),
+    };
     let now: DateTime<Utc> = "2024-09-01T03:00:00Z".parse().unwrap();
-    let batch = dvc_pulse_app::snapshot::from_file(&f.config, &path, &q, now, Some(400), |_, _| {}).await.unwrap();
+    let batch = dvc_pulse_app::snapshot::from_file(&f.config, &path, &q, now, Some(400), |_, _| {})
+        .await
+        .unwrap();
     let batch = serde_json::to_value(&batch).unwrap();
     // Rates are derived from the counts and only differ in the last bit of a JSON round trip.
     let counts = |v: &Value| {
@@ -128,7 +200,13 @@ async fn golden_annex_through_kafka_and_the_worker_api() {
             r.as_object_mut().unwrap().remove("online_rate");
             r
         };
-        let rows: Vec<Value> = v["rows"].as_array().unwrap().iter().cloned().map(strip).collect();
+        let rows: Vec<Value> = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(strip)
+            .collect();
         (rows, strip(v["totals"].clone()))
     };
     assert_eq!(counts(&v), counts(&batch));
@@ -136,9 +214,17 @@ async fn golden_annex_through_kafka_and_the_worker_api() {
     assert!(v["as_of"]["newest_event"].is_string());
     assert_eq!(v["as_of"]["partitions"].as_array().unwrap().len(), 6);
     // The CSV answer carries the same rows.
-    let csv = reqwest::get(format!("http://{}/v1/windows?{query}&format=csv", w.addr)).await.unwrap().text().await.unwrap();
+    let csv = reqwest::get(format!("http://{}/v1/windows?{query}&format=csv", w.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(csv.lines().count(), v["rows"].as_array().unwrap().len() + 1);
-    assert!(csv.contains("DA06-02,\"Cấp lại, đổi thẻ căn cước công dân\""), "{csv}");
+    assert!(
+        csv.contains("DA06-02,\"Cấp lại, đổi thẻ căn cước công dân\""),
+        "{csv}"
+    );
     w.stop().await.unwrap();
 }
 
@@ -147,25 +233,53 @@ async fn a_late_event_changes_every_window_that_covers_its_day() {
     let f = Fixture::new(2);
     let dir = tempfile::tempdir().unwrap();
     let now = "2024-09-01T03:00:00Z";
-    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock(now))).await;
+    let w = f
+        .worker(&dir.path().join("ckpt"), Some(fixed_clock(now)))
+        .await;
     let gw = f.gateway().await;
     // Received 45 days before the worker's today (2024-09-01 ICT): 2024-07-18.
     let received = ict_at("2024-07-18", 9);
     let mut e = event("LATE-1");
     e["received_at"] = received.to_rfc3339().into();
     e["updated_at"] = received.to_rfc3339().into();
-    let window = |to: NaiveDate| format!("from={}&to={to}&locality=582&group_by=", to - Days::days(29));
+    let window = |to: NaiveDate| {
+        format!(
+            "from={}&to={to}&locality=582&group_by=",
+            to - Days::days(29)
+        )
+    };
     let day = d("2024-07-18");
-    let before: Vec<Value> = futures_join(w.addr, &[day - Days::days(1), day, day + Days::days(29), day + Days::days(30)].map(window)).await;
+    let before: Vec<Value> = futures_join(
+        w.addr,
+        &[
+            day - Days::days(1),
+            day,
+            day + Days::days(29),
+            day + Days::days(30),
+        ]
+        .map(window),
+    )
+    .await;
     let (status, _) = post(gw.addr, Some(TOKEN), ndjson(&[e])).await;
     assert_eq!(status, 200);
     let acked = Instant::now();
-    let v = poll(w.addr, &window(day), Duration::from_secs(30), |v| v["totals"]["total"] == 1).await;
-    eprintln!("late event visible {:?} after the gateway's ack", acked.elapsed());
+    let v = poll(w.addr, &window(day), Duration::from_secs(30), |v| {
+        v["totals"]["total"] == 1
+    })
+    .await;
+    eprintln!(
+        "late event visible {:?} after the gateway's ack",
+        acked.elapsed()
+    );
     assert_eq!(v["totals"]["total"], 1, "{v}");
     for offset in 0..30 {
         let v = get(w.addr, &window(day + Days::days(offset))).await;
-        assert_eq!(v["totals"]["total"], 1, "window ending {} covers the late day", day + Days::days(offset));
+        assert_eq!(
+            v["totals"]["total"],
+            1,
+            "window ending {} covers the late day",
+            day + Days::days(offset)
+        );
     }
     // The daily series says the same: the window ending on each day D covers D-29..=D.
     let daily: Value = reqwest::get(format!(
@@ -179,17 +293,50 @@ async fn a_late_event_changes_every_window_that_covers_its_day() {
     .json()
     .await
     .unwrap();
-    let days: Vec<&str> = daily["points"].as_array().unwrap().iter().map(|p| p["day"].as_str().unwrap()).collect();
+    let days: Vec<&str> = daily["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["day"].as_str().unwrap())
+        .collect();
     let expected: Vec<String> = (0..30).map(|i| (day + Days::days(i)).to_string()).collect();
     assert_eq!(days, expected, "{daily}");
-    assert!(daily["points"].as_array().unwrap().iter().all(|p| p["total"] == 1 && p["online"] == 1));
-    let after: Vec<Value> = futures_join(w.addr, &[day - Days::days(1), day, day + Days::days(29), day + Days::days(30)].map(window)).await;
-    let totals = |vs: &[Value]| vs.iter().map(|v| v["totals"]["total"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert!(
+        daily["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["total"] == 1 && p["online"] == 1)
+    );
+    let after: Vec<Value> = futures_join(
+        w.addr,
+        &[
+            day - Days::days(1),
+            day,
+            day + Days::days(29),
+            day + Days::days(30),
+        ]
+        .map(window),
+    )
+    .await;
+    let totals = |vs: &[Value]| {
+        vs.iter()
+            .map(|v| v["totals"]["total"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(totals(&before), vec![0, 0, 0, 0]);
     assert_eq!(totals(&after), vec![0, 1, 1, 0]);
     // 45 days late is counted as such.
-    let metrics = reqwest::get(format!("http://{}/metrics", w.addr)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("dvc_pulse_worker_late_versions_total{band=\"30-90d\"} 1"), "{metrics}");
+    let metrics = reqwest::get(format!("http://{}/metrics", w.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("dvc_pulse_worker_late_versions_total{band=\"30-90d\"} 1"),
+        "{metrics}"
+    );
     gw.stop().await.unwrap();
     w.stop().await.unwrap();
 }
@@ -199,7 +346,12 @@ async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
     let mut f = Fixture::new(1);
     f.config.worker.horizon_days = 30;
     let dir = tempfile::tempdir().unwrap();
-    let w = f.worker(&dir.path().join("ckpt"), Some(fixed_clock("2024-09-01T03:00:00Z"))).await;
+    let w = f
+        .worker(
+            &dir.path().join("ckpt"),
+            Some(fixed_clock("2024-09-01T03:00:00Z")),
+        )
+        .await;
     let gw = f.gateway().await;
     // Received 2024-06-05: 88 days before today, beyond a 30-day horizon.
     let (status, _) = post(gw.addr, Some(TOKEN), ndjson(&[event("OLD-1")])).await;
@@ -209,14 +361,35 @@ async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
     let body: Value = serde_json::from_slice(&dlq[0].payload).unwrap();
     assert_eq!(body["reason"], "beyond_horizon");
     assert_eq!(body["payload"]["dossier_id"], "OLD-1");
-    assert!(body["origin"].as_str().unwrap().starts_with(&f.config.topics.events));
+    assert!(
+        body["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with(&f.config.topics.events)
+    );
     let v = get(w.addr, "from=2024-06-01&to=2024-06-30&group_by=").await;
     assert_eq!(v["totals"]["total"], 0);
-    let m = reqwest::get(format!("http://{}/metrics", w.addr)).await.unwrap().text().await.unwrap();
-    assert!(m.contains("dvc_pulse_worker_beyond_horizon_versions_total 1"), "{m}");
+    let m = reqwest::get(format!("http://{}/metrics", w.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("dvc_pulse_worker_beyond_horizon_versions_total 1"),
+        "{m}"
+    );
     // The gateway accepted it (the horizon is the worker's business) and says so.
-    let g = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
-    assert!(g.contains("dvc_pulse_ingest_accepted_records_total 1"), "{g}");
+    let g = reqwest::get(format!("http://{}/metrics", gw.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        g.contains("dvc_pulse_ingest_accepted_records_total 1"),
+        "{g}"
+    );
     assert!(g.contains("dvc_pulse_build_info{version="), "{g}");
     gw.stop().await.unwrap();
     w.stop().await.unwrap();
@@ -240,17 +413,34 @@ async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Val
 async fn three_workers_one_killed_one_added_windows_stay_exact() {
     use dvc_pulse_testkit::{canonical_stream, counts_only, oracle, produce};
     let mut f = Fixture::new(12);
-    for (k, v) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500"), ("max.poll.interval.ms", "10000")] {
+    for (k, v) in [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+        ("max.poll.interval.ms", "10000"),
+    ] {
         f.config.kafka.properties.insert(k.into(), v.into());
     }
-    let today = Utc::now().with_timezone(&dvc_pulse_model::event::ict()).date_naive();
-    let sim = dvc_pulse_sim::SimConfig { seed: 5, start: today - Days::days(40), days: 35, ..Default::default() };
+    let today = Utc::now()
+        .with_timezone(&dvc_pulse_model::event::ict())
+        .date_naive();
+    let sim = dvc_pulse_sim::SimConfig {
+        seed: 5,
+        start: today - Days::days(40),
+        days: 35,
+        ..Default::default()
+    };
     let messages = canonical_stream(&sim, Utc::now());
-    let thirds: Vec<Vec<(String, Vec<u8>)>> = messages.chunks(messages.len() / 3 + 1).map(<[_]>::to_vec).collect();
+    let thirds: Vec<Vec<(String, Vec<u8>)>> = messages
+        .chunks(messages.len() / 3 + 1)
+        .map(<[_]>::to_vec)
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
     let send = |chunk: Vec<(String, Vec<u8>)>| {
-        let (b, t) = (f.config.kafka.bootstrap_servers.clone(), f.config.topics.events.clone());
+        let (b, t) = (
+            f.config.kafka.bootstrap_servers.clone(),
+            f.config.topics.events.clone(),
+        );
         tokio::task::spawn_blocking(move || produce(&b, &t, &chunk))
     };
     let a = f.worker(&ckpt, None).await;
@@ -258,39 +448,79 @@ async fn three_workers_one_killed_one_added_windows_stay_exact() {
     let c = f.worker(&ckpt, None).await;
     // Wait until the group has settled on the three, then feed them and kill one mid-stream.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let settled = || [&a, &b, &c].iter().map(|w| w.worker.assigned_partitions().len()).filter(|n| *n > 0).count() == 3;
+    let settled = || {
+        [&a, &b, &c]
+            .iter()
+            .map(|w| w.worker.assigned_partitions().len())
+            .filter(|n| *n > 0)
+            .count()
+            == 3
+    };
     while Instant::now() < deadline && !settled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(settled(), "three workers share the partitions: {:?}", [&a, &b, &c].map(|w| w.worker.assigned_partitions()));
+    assert!(
+        settled(),
+        "three workers share the partitions: {:?}",
+        [&a, &b, &c].map(|w| w.worker.assigned_partitions())
+    );
     send(thirds[0].clone()).await.unwrap();
     while Instant::now() < deadline && b.worker.metrics.consumed.get() == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(b.worker.metrics.consumed.get() > 0, "b consumed before being killed");
+    assert!(
+        b.worker.metrics.consumed.get() > 0,
+        "b consumed before being killed"
+    );
     b.abort();
     send(thirds[1].clone()).await.unwrap();
     let d = f.worker(&ckpt, None).await;
     send(thirds[2].clone()).await.unwrap();
     let queries = [
-        WindowQuery::rolling(today - Days::days(6), vec![GroupKey::Service], Some("582".into())),
-        WindowQuery { from: today - Days::days(40), to: today, group_by: vec![GroupKey::Commune, GroupKey::Procedure], locality: None },
+        WindowQuery::rolling(
+            today - Days::days(6),
+            vec![GroupKey::Service],
+            Some("582".into()),
+        ),
+        WindowQuery {
+            from: today - Days::days(40),
+            to: today,
+            group_by: vec![GroupKey::Commune, GroupKey::Procedure],
+            locality: None,
+        },
     ];
-    let expected: Vec<Value> =
-        queries.iter().map(|q| counts_only(&serde_json::to_value(oracle(&messages, q)).unwrap())).collect();
+    let expected: Vec<Value> = queries
+        .iter()
+        .map(|q| counts_only(&serde_json::to_value(oracle(&messages, q)).unwrap()))
+        .collect();
     let url = |q: &WindowQuery| {
         let g: Vec<_> = q.group_by.iter().map(|k| k.name()).collect();
-        format!("from={}&to={}&group_by={}&locality={}", q.from, q.to, g.join(","), q.locality.clone().unwrap_or_default())
+        format!(
+            "from={}&to={}&group_by={}&locality={}",
+            q.from,
+            q.to,
+            g.join(","),
+            q.locality.clone().unwrap_or_default()
+        )
     };
     // Every surviving worker answers for all partitions: its own live, the others' checkpoints.
     for w in [&a, &c, &d] {
         for (q, e) in queries.iter().zip(&expected) {
-            let v = poll(w.addr, &url(q), Duration::from_secs(90), |v| counts_only(v) == *e).await;
+            let v = poll(w.addr, &url(q), Duration::from_secs(90), |v| {
+                counts_only(v) == *e
+            })
+            .await;
             assert_eq!(counts_only(&v), *e, "worker {} on {q:?}", w.worker.id);
         }
     }
-    assert!(!d.worker.assigned_partitions().is_empty(), "the added worker took partitions");
-    let owned: usize = [&a, &c, &d].iter().map(|w| w.worker.assigned_partitions().len()).sum();
+    assert!(
+        !d.worker.assigned_partitions().is_empty(),
+        "the added worker took partitions"
+    );
+    let owned: usize = [&a, &c, &d]
+        .iter()
+        .map(|w| w.worker.assigned_partitions().len())
+        .sum();
     assert_eq!(owned, 12, "the survivors own every partition");
     for w in [a, c, d] {
         w.stop().await.unwrap();

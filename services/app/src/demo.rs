@@ -96,7 +96,12 @@ pub async fn run(
     let sim_cfg = cfg.clone();
     let sim_stop = stop_rx.clone();
     let sim = tokio::spawn(async move { simulate::run(&sim_cfg, &sim_opts, sim_stop).await });
-    let tally = tokio::spawn(tally(cfg.clone(), opts.every, stop_rx, worker.worker.clone()));
+    let tally = tokio::spawn(tally(
+        cfg.clone(),
+        opts.every,
+        stop_rx,
+        worker.worker.clone(),
+    ));
 
     shutdown.await;
     println!("\nstopping…");

@@ -10,7 +10,9 @@ use dvc_pulse_ingest::import::{ImportOptions, read_file};
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::ict;
 use dvc_pulse_rollup::fact::day_number;
-use dvc_pulse_rollup::{Dims, EventsBuilder, WindowQuery, WindowTable, content_hash, window_from_events};
+use dvc_pulse_rollup::{
+    Dims, EventsBuilder, WindowQuery, WindowTable, content_hash, window_from_events,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,7 +51,13 @@ pub async fn from_file(
     let v = validator(cfg)?;
     let dims = Dims::new(&Reference::load(&cfg.reference)?);
     q.validate(&dims)?;
-    let (mut rx, reader, total) = read_file(path, &ImportOptions { batch_size: 5000, skip_before: 0 })?;
+    let (mut rx, reader, total) = read_file(
+        path,
+        &ImportOptions {
+            batch_size: 5000,
+            skip_before: 0,
+        },
+    )?;
     let mut builder = EventsBuilder::default();
     let mut batches = Vec::new();
     let mut summary = InputSummary::default();
@@ -62,7 +70,12 @@ pub async fn from_file(
                     summary.accepted += 1;
                     builder.push(&e, content_hash(&e.to_canonical_json()));
                 }
-                Err(r) => *summary.rejected.entry(r.rejection.reason.as_str().to_string()).or_default() += 1,
+                Err(r) => {
+                    *summary
+                        .rejected
+                        .entry(r.rejection.reason.as_str().to_string())
+                        .or_default() += 1
+                }
             }
         }
         if builder.len() >= 65_536 {
@@ -75,5 +88,8 @@ pub async fn from_file(
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
     let table = window_from_events(&dims, batches, q, cutoff).await?;
-    Ok(FileSnapshot { table, input: summary })
+    Ok(FileSnapshot {
+        table,
+        input: summary,
+    })
 }

@@ -27,12 +27,17 @@ impl RunningWorker {
     /// Stops consuming (after a last checkpoint) and serving.
     pub async fn stop(self) -> Result<(), AppError> {
         let _ = self.stop.send(true);
-        self.consume.await.map_err(|e| AppError::Http(e.to_string()))??;
+        self.consume
+            .await
+            .map_err(|e| AppError::Http(e.to_string()))??;
         let _ = self.refresh.await;
         self.serve
             .await
             .map_err(|e| AppError::Http(e.to_string()))?
-            .map_err(|source| AppError::Io { path: self.addr.to_string(), source })
+            .map_err(|source| AppError::Io {
+                path: self.addr.to_string(),
+                source,
+            })
     }
 
     /// Ends the worker the way a crash would: no last checkpoint, no goodbye.
@@ -51,7 +56,9 @@ impl RunningWorker {
 /// Starts a worker as `cfg` describes. `clock` defaults to the system clock.
 pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, AppError> {
     if cfg.kafka.bootstrap_servers.is_empty() {
-        return Err(AppError::Config("set kafka.bootstrap_servers (or DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS)".into()));
+        return Err(AppError::Config(
+            "set kafka.bootstrap_servers (or DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS)".into(),
+        ));
     }
     let reference = Reference::load(&cfg.reference)?;
     let worker = Arc::new(Worker::new(
@@ -64,12 +71,21 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
     )?);
     let listener = tokio::net::TcpListener::bind(cfg.worker.listen)
         .await
-        .map_err(|source| AppError::Io { path: cfg.worker.listen.to_string(), source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| AppError::Io { path: cfg.worker.listen.to_string(), source })?;
+        .map_err(|source| AppError::Io {
+            path: cfg.worker.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AppError::Io {
+        path: cfg.worker.listen.to_string(),
+        source,
+    })?;
     let (stop, stopped) = watch::channel(false);
-    let (w, kafka, topics, rx) = (worker.clone(), cfg.kafka.clone(), cfg.topics.clone(), stopped.clone());
+    let (w, kafka, topics, rx) = (
+        worker.clone(),
+        cfg.kafka.clone(),
+        cfg.topics.clone(),
+        stopped.clone(),
+    );
     let consume = tokio::spawn(async move {
         let r = consumer::run(w, &kafka, &topics, rx).await;
         if let Err(e) = &r {
@@ -101,5 +117,12 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
             .await
     });
     tracing::info!(%addr, worker = %worker.id, "worker API listening");
-    Ok(RunningWorker { addr, worker, stop, consume, serve, refresh })
+    Ok(RunningWorker {
+        addr,
+        worker,
+        stop,
+        consume,
+        serve,
+        refresh,
+    })
 }

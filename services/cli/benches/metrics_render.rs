@@ -14,8 +14,22 @@ use std::time::Instant;
 
 fn row(keys: Vec<(&'static str, String)>, i: i64) -> WindowRow {
     WindowRow {
-        keys: keys.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
-        counts: Counts { total: 10 + i % 97, online: 5 + i % 89, in_person: 5, finished: 7, on_time: 6, overdue: 1, pending: 3, pending_within: 2, pending_overdue: 1, ..Counts::default() },
+        keys: keys
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+        counts: Counts {
+            total: 10 + i % 97,
+            online: 5 + i % 89,
+            in_person: 5,
+            finished: 7,
+            on_time: 6,
+            overdue: 1,
+            pending: 3,
+            pending_within: 2,
+            pending_overdue: 1,
+            ..Counts::default()
+        },
     }
 }
 
@@ -23,8 +37,20 @@ fn main() {
     let reference = Reference::embedded();
     let services = reference.services.services();
     let current = &reference.localities.current;
-    let provinces: Vec<_> = reference.localities.codes().into_iter().filter_map(|c| current.get(c)).filter(|u| u.level == Level::Province).collect();
-    let communes: Vec<_> = reference.localities.codes().into_iter().filter_map(|c| current.get(c)).filter(|u| u.level == Level::Commune).collect();
+    let provinces: Vec<_> = reference
+        .localities
+        .codes()
+        .into_iter()
+        .filter_map(|c| current.get(c))
+        .filter(|u| u.level == Level::Province)
+        .collect();
+    let communes: Vec<_> = reference
+        .localities
+        .codes()
+        .into_iter()
+        .filter_map(|c| current.get(c))
+        .filter(|u| u.level == Level::Commune)
+        .collect();
     let mut service_rows = Vec::new();
     let mut commune_rows = Vec::new();
     for (i, s) in services.iter().enumerate() {
@@ -53,7 +79,11 @@ fn main() {
             ));
         }
     }
-    let cfg = WindowMetricsConfig { communes: true, commune_series_budget: 20_000, ..Default::default() };
+    let cfg = WindowMetricsConfig {
+        communes: true,
+        commune_series_budget: 20_000,
+        ..Default::default()
+    };
     let started = Instant::now();
     let families = WindowMetrics::build(&reference, &cfg, &service_rows, Some(&commune_rows));
     let build = started.elapsed();
@@ -63,7 +93,9 @@ fn main() {
     for _ in 0..10 {
         let started = Instant::now();
         let mut out = String::new();
-        prometheus::TextEncoder::new().encode_utf8(&families, &mut out).unwrap();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&families, &mut out)
+            .unwrap();
         best = best.min(started.elapsed());
         bytes = out.len();
     }
@@ -75,5 +107,8 @@ fn main() {
         bytes as f64 / 1e6
     );
     println!("  refresh (build families)  {build:?}");
-    println!("  scrape (text encoding)    {best:?}   {:.2}x the 100 ms aim", best.as_secs_f64() / 0.1);
+    println!(
+        "  scrape (text encoding)    {best:?}   {:.2}x the 100 ms aim",
+        best.as_secs_f64() / 0.1
+    );
 }

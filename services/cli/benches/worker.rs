@@ -48,8 +48,13 @@ async fn throughput() {
     messages.truncate(200_000);
     let n = messages.len() as u64;
     let f = Fixture::new(PARTITIONS);
-    let (b, t) = (f.config.kafka.bootstrap_servers.clone(), f.config.topics.events.clone());
-    tokio::task::spawn_blocking(move || produce(&b, &t, &messages)).await.unwrap();
+    let (b, t) = (
+        f.config.kafka.bootstrap_servers.clone(),
+        f.config.topics.events.clone(),
+    );
+    tokio::task::spawn_blocking(move || produce(&b, &t, &messages))
+        .await
+        .unwrap();
 
     // Ceiling: the same consumer settings, parse each message, nothing else.
     let c: StreamConsumer = ClientConfig::new()
@@ -81,7 +86,10 @@ async fn throughput() {
     let worker = n as f64 / started.elapsed().as_secs_f64();
     println!("throughput ({n} messages, {PARTITIONS} partitions)");
     println!("  consume+parse ceiling  {ceiling:>10.0} events/s");
-    println!("  worker (to buckets)    {worker:>10.0} events/s   {:.0}% of the ceiling (aim ≥ 70%)", worker * 100.0 / ceiling);
+    println!(
+        "  worker (to buckets)    {worker:>10.0} events/s   {:.0}% of the ceiling (aim ≥ 70%)",
+        worker * 100.0 / ceiling
+    );
     w.stop().await.unwrap();
 }
 
@@ -92,7 +100,10 @@ async fn freshness() {
     let gw = f.gateway().await;
     let client = reqwest::Client::new();
     let today = Utc::now().with_timezone(&ict()).date_naive();
-    let url = format!("http://{}/v1/windows?from={today}&to={today}&group_by=", w.addr);
+    let url = format!(
+        "http://{}/v1/windows?from={today}&to={today}&group_by=",
+        w.addr
+    );
     let mut samples = Vec::new();
     for i in 0..200 {
         let now = Utc::now().with_timezone(&ict());
@@ -120,7 +131,10 @@ async fn freshness() {
     }
     samples.sort();
     let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
-    println!("freshness (gateway ack → visible in the API, {} samples)", samples.len());
+    println!(
+        "freshness (gateway ack → visible in the API, {} samples)",
+        samples.len()
+    );
     println!("  p50 {:?}   p99 {:?}   (aim p99 < 1 s)", p(0.5), p(0.99));
     gw.stop().await.unwrap();
     w.stop().await.unwrap();
@@ -128,8 +142,12 @@ async fn freshness() {
 
 /// A synthetic dossier: spread over procedures, communes, days and channels.
 fn dossier(i: u64) -> DossierEvent {
-    let communes = ["22738", "22741", "22744", "22747", "22750", "22753", "22756", "22759"];
-    let procs = ["1.001193", "DA06-02", "DA06-03", "DA06-04", "DA06-06", "DA06-07", "DA06-11", "DA06-13"];
+    let communes = [
+        "22738", "22741", "22744", "22747", "22750", "22753", "22756", "22759",
+    ];
+    let procs = [
+        "1.001193", "DA06-02", "DA06-03", "DA06-04", "DA06-06", "DA06-07", "DA06-11", "DA06-13",
+    ];
     let t0 = ict().with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap();
     let received = t0 + Days::minutes((i * 7919 % (300 * 24 * 60)) as i64);
     DossierEvent {
@@ -139,7 +157,11 @@ fn dossier(i: u64) -> DossierEvent {
         locality_code: communes[(i / 8 % 8) as usize].into(),
         agency: None,
         channel: Channel::ALL[(i % 3) as usize],
-        status: if i % 2 == 0 { Status::Processed } else { Status::Processing },
+        status: if i % 2 == 0 {
+            Status::Processed
+        } else {
+            Status::Processing
+        },
         received_at: Some(received),
         due_at: Some(received + Days::days(7)),
         finished_at: (i % 2 == 0).then(|| received + Days::days((i % 10) as i64)),
@@ -152,15 +174,26 @@ fn dossier(i: u64) -> DossierEvent {
 fn state_and_recovery(rt: &tokio::runtime::Runtime) {
     const N: u64 = 1_000_000;
     let mut s = PartitionState::default();
-    let today = day_number(ict().with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().date_naive());
+    let today = day_number(
+        ict()
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .unwrap()
+            .date_naive(),
+    );
     let started = Instant::now();
     for i in 0..N {
         let e = dossier(i);
         s.apply(&e, content_hash(e.dossier_id.as_bytes()), today, 400);
     }
     let apply = started.elapsed();
-    println!("state ({N} live dossiers, {} daily buckets)", s.bucket_count());
-    println!("  apply                  {:>10.0} versions/s (no Kafka)", N as f64 / apply.as_secs_f64());
+    println!(
+        "state ({N} live dossiers, {} daily buckets)",
+        s.bucket_count()
+    );
+    println!(
+        "  apply                  {:>10.0} versions/s (no Kafka)",
+        N as f64 / apply.as_secs_f64()
+    );
     println!(
         "  bytes per live dossier {:>10.1} (dossier table and buckets, by capacity; aim ≤ 64)",
         s.heap_bytes() as f64 / s.dossier_count() as f64
@@ -171,12 +204,19 @@ fn state_and_recovery(rt: &tokio::runtime::Runtime) {
     let enc = CheckpointStore::encode(&s).unwrap();
     let m = rt.block_on(store.write("bench", 0, enc, "bench")).unwrap();
     let write = started.elapsed();
-    let size: u64 = std::fs::read_dir(dir.path().join("bench/p00000")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let size: u64 = std::fs::read_dir(dir.path().join("bench/p00000"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     let started = Instant::now();
     let (back, _) = rt.block_on(store.load("bench", 0)).unwrap();
     let load = started.elapsed();
     assert_eq!(back.dossier_count(), N as usize);
-    println!("recovery from a checkpoint of {N} dossiers ({:.1} MB on disk, offset {})", size as f64 / 1e6, m.next_offset);
+    println!(
+        "recovery from a checkpoint of {N} dossiers ({:.1} MB on disk, offset {})",
+        size as f64 / 1e6,
+        m.next_offset
+    );
     println!("  write {write:?}   load and rebuild buckets {load:?}");
 }
 
@@ -208,13 +248,37 @@ fn snapshot_file(rt: &tokio::runtime::Runtime) {
     let v = Validator::new(reference.clone(), Default::default());
     let started = Instant::now();
     let text = std::fs::read(&path).unwrap();
-    let ok = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter(|l| v.parse_record(l, now).is_ok()).count();
+    let ok = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter(|l| v.parse_record(l, now).is_ok())
+        .count();
     let ceiling = started.elapsed();
     let cfg = dvc_pulse_app::Config::default();
-    let q = WindowQuery { from: sim.start, to: sim.start + Days::days(59), group_by: vec![GroupKey::Service, GroupKey::District], locality: None };
+    let q = WindowQuery {
+        from: sim.start,
+        to: sim.start + Days::days(59),
+        group_by: vec![GroupKey::Service, GroupKey::District],
+        locality: None,
+    };
     let started = Instant::now();
-    let s = rt.block_on(dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})).unwrap();
+    let s = rt
+        .block_on(dvc_pulse_app::snapshot::from_file(
+            &cfg,
+            &path,
+            &q,
+            now,
+            None,
+            |_, _| {},
+        ))
+        .unwrap();
     let took = started.elapsed();
-    println!("snapshot --input ({lines} lines, {ok} valid, {} rows out)", s.table.rows.len());
-    println!("  read+validate ceiling {ceiling:?}   snapshot {took:?}   ({:.1}x the ceiling)", took.as_secs_f64() / ceiling.as_secs_f64());
+    println!(
+        "snapshot --input ({lines} lines, {ok} valid, {} rows out)",
+        s.table.rows.len()
+    );
+    println!(
+        "  read+validate ceiling {ceiling:?}   snapshot {took:?}   ({:.1}x the ceiling)",
+        took.as_secs_f64() / ceiling.as_secs_f64()
+    );
 }

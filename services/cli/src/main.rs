@@ -173,10 +173,24 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             ctrl_c().await;
             w.stop().await?;
         }
-        Command::Snapshot { input, from, to, group_by, locality, format, horizon_days } => {
-            anyhow::ensure!(format == "json" || format == "csv", "--format takes json or csv");
+        Command::Snapshot {
+            input,
+            from,
+            to,
+            group_by,
+            locality,
+            format,
+            horizon_days,
+        } => {
+            anyhow::ensure!(
+                format == "json" || format == "csv",
+                "--format takes json or csv"
+            );
             let now = chrono::Utc::now();
-            let to = to.unwrap_or_else(|| now.with_timezone(&dvc_pulse_model::event::ict()).date_naive());
+            let to = to.unwrap_or_else(|| {
+                now.with_timezone(&dvc_pulse_model::event::ict())
+                    .date_naive()
+            });
             let q = dvc_pulse_rollup::WindowQuery {
                 from: from.unwrap_or(to - chrono::Duration::days(29)),
                 to,
@@ -186,10 +200,17 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             let bar = indicatif::ProgressBar::new(0).with_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")?,
             );
-            let s = dvc_pulse_app::snapshot::from_file(&cfg, &input, &q, now, horizon_days, |read, total| {
-                bar.set_length(total);
-                bar.set_position(read);
-            })
+            let s = dvc_pulse_app::snapshot::from_file(
+                &cfg,
+                &input,
+                &q,
+                now,
+                horizon_days,
+                |read, total| {
+                    bar.set_length(total);
+                    bar.set_position(read);
+                },
+            )
             .await?;
             bar.finish_and_clear();
             if format == "csv" {

@@ -24,7 +24,10 @@ fn spawn(f: &Fixture, port: u16, checkpoints: &std::path::Path, log: &std::path:
         .arg("--config")
         .arg(&config)
         .arg("worker")
-        .env("DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS", &c.kafka.bootstrap_servers)
+        .env(
+            "DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS",
+            &c.kafka.bootstrap_servers,
+        )
         .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
         .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
         .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
@@ -33,13 +36,23 @@ fn spawn(f: &Fixture, port: u16, checkpoints: &std::path::Path, log: &std::path:
         .env("DVC_PULSE__WORKER__CHECKPOINT_INTERVAL", "250ms")
         .env("DVC_PULSE__WORKER__CHECKPOINT_EVERY_EVENTS", "7919")
         .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
         .spawn()
         .expect("worker starts")
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Deterministic pauses between 1 s and 4 s (xorshift; no clock, no entropy).
@@ -53,7 +66,10 @@ fn pauses(mut x: u64) -> impl Iterator<Item = Duration> {
 }
 
 fn get(url: &str) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async { reqwest::get(url).await.ok()?.json().await.ok() })
 }
 
@@ -72,14 +88,22 @@ fn sigkilled_worker_recovers_exact_windows() {
     };
     let mut messages = canonical_stream(&sim, Utc::now());
     messages.truncate(200_000);
-    assert_eq!(messages.len(), 200_000, "the simulation yields enough messages");
+    assert_eq!(
+        messages.len(),
+        200_000,
+        "the simulation yields enough messages"
+    );
     let dir = tempfile::tempdir().unwrap();
     let (ckpt, log) = (dir.path().join("ckpt"), dir.path().join("worker.log"));
     let port = free_port();
     let chunks: Vec<_> = messages.chunks(20_000).collect();
     let mut kills = 0;
     for (chunk, pause) in chunks.iter().zip(pauses(0x5eed)) {
-        produce(&f.config.kafka.bootstrap_servers, &f.config.topics.events, chunk);
+        produce(
+            &f.config.kafka.bootstrap_servers,
+            &f.config.topics.events,
+            chunk,
+        );
         let mut child = spawn(&f, port, &ckpt, &log);
         std::thread::sleep(pause);
         child.kill().expect("SIGKILL");
@@ -90,23 +114,49 @@ fn sigkilled_worker_recovers_exact_windows() {
     // Recovery: a last worker catches up from the checkpoints.
     let mut child = spawn(&f, port, &ckpt, &log);
     let queries = [
-        WindowQuery { from: today - Days::days(44), to: today, group_by: vec![GroupKey::Service], locality: None },
-        WindowQuery::rolling(today - Days::days(10), vec![GroupKey::District, GroupKey::Procedure], Some("58".into())),
-        WindowQuery::rolling(today - Days::days(30), vec![GroupKey::Commune], Some("582".into())),
+        WindowQuery {
+            from: today - Days::days(44),
+            to: today,
+            group_by: vec![GroupKey::Service],
+            locality: None,
+        },
+        WindowQuery::rolling(
+            today - Days::days(10),
+            vec![GroupKey::District, GroupKey::Procedure],
+            Some("58".into()),
+        ),
+        WindowQuery::rolling(
+            today - Days::days(30),
+            vec![GroupKey::Commune],
+            Some("582".into()),
+        ),
     ];
-    let expected: Vec<Value> = queries.iter().map(|q| counts_only(&serde_json::to_value(oracle(&messages, q)).unwrap())).collect();
+    let expected: Vec<Value> = queries
+        .iter()
+        .map(|q| counts_only(&serde_json::to_value(oracle(&messages, q)).unwrap()))
+        .collect();
     let url = |q: &WindowQuery| {
         let g: Vec<_> = q.group_by.iter().map(|k| k.name()).collect();
         format!(
             "http://127.0.0.1:{port}/v1/windows?from={}&to={}&group_by={}&locality={}",
-            q.from, q.to, g.join(","), q.locality.clone().unwrap_or_default()
+            q.from,
+            q.to,
+            g.join(","),
+            q.locality.clone().unwrap_or_default()
         )
     };
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut last = Vec::new();
     while Instant::now() < deadline {
-        last = queries.iter().map(|q| get(&url(q)).map(|v| counts_only(&v))).collect::<Vec<_>>();
-        if last.iter().zip(&expected).all(|(a, b)| a.as_ref() == Some(b)) {
+        last = queries
+            .iter()
+            .map(|q| get(&url(q)).map(|v| counts_only(&v)))
+            .collect::<Vec<_>>();
+        if last
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.as_ref() == Some(b))
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -118,14 +168,19 @@ fn sigkilled_worker_recovers_exact_windows() {
         if a.as_ref() != Some(b) {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<_> = tail.lines().rev().take(20).collect();
-            panic!("query {i} after recovery differs\nworker: {a:?}\nexpected: {b}\nlog tail: {tail:#?}");
+            panic!(
+                "query {i} after recovery differs\nworker: {a:?}\nexpected: {b}\nlog tail: {tail:#?}"
+            );
         }
     }
     assert!(expected[0]["totals"]["total"].as_i64().unwrap() > 50_000);
     assert!(health.is_some());
     // Progress survived the kills: checkpoints exist for every partition.
     for p in 0..24 {
-        let m = ckpt.join(&f.config.topics.events).join(format!("p{p:05}")).join("manifest.json");
+        let m = ckpt
+            .join(&f.config.topics.events)
+            .join(format!("p{p:05}"))
+            .join("manifest.json");
         assert!(m.exists(), "{} exists", m.display());
     }
 }

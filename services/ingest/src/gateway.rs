@@ -186,7 +186,11 @@ async fn post_dossiers(
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], gw.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        gw.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {

@@ -89,7 +89,8 @@ pub async fn import_file(
     now: impl Fn() -> DateTime<Utc>,
     progress: impl Fn(u64, u64),
 ) -> Result<ImportSummary, (ImportSummary, IngestError)> {
-    let (mut rx, reader, total) = read_file(path, options).map_err(|e| (ImportSummary::default(), e))?;
+    let (mut rx, reader, total) =
+        read_file(path, options).map_err(|e| (ImportSummary::default(), e))?;
     let origin = format!(
         "import:{}",
         path.file_name()

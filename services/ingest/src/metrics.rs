@@ -24,21 +24,46 @@ impl IngestMetrics {
     /// Registers every counter in a fresh registry, with `dvc_pulse_build_info`.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let o = |name: &str, help: &str| Opts::new(name, help).namespace("dvc_pulse").subsystem("ingest");
+        let o = |name: &str, help: &str| {
+            Opts::new(name, help)
+                .namespace("dvc_pulse")
+                .subsystem("ingest")
+        };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::with_opts(o(name, help)).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
-        let rejected = IntCounterVec::new(o("rejected_records_total", "Records rejected to the dead-letter topic, by reason."), &[LABEL_REASON])
-            .expect("valid metric");
-        registry.register(Box::new(rejected.clone())).expect("unique metric");
-        registry.register(Box::new(build_info())).expect("unique metric");
+        let rejected = IntCounterVec::new(
+            o(
+                "rejected_records_total",
+                "Records rejected to the dead-letter topic, by reason.",
+            ),
+            &[LABEL_REASON],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rejected.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(build_info()))
+            .expect("unique metric");
         IngestMetrics {
-            accepted: counter("accepted_records_total", "Records committed to the events topic."),
+            accepted: counter(
+                "accepted_records_total",
+                "Records committed to the events topic.",
+            ),
             rejected,
-            unavailable: counter("unavailable_requests_total", "Requests answered 503: the broker did not commit, nothing was accepted."),
-            unauthorized: counter("unauthorized_requests_total", "Requests refused for a missing or wrong token."),
+            unavailable: counter(
+                "unavailable_requests_total",
+                "Requests answered 503: the broker did not commit, nothing was accepted.",
+            ),
+            unauthorized: counter(
+                "unauthorized_requests_total",
+                "Requests refused for a missing or wrong token.",
+            ),
             registry,
         }
     }
@@ -62,7 +87,10 @@ impl Default for IngestMetrics {
 /// `dvc_pulse_build_info{version}` = 1, for any registry.
 pub fn build_info() -> prometheus::IntGaugeVec {
     let g = prometheus::IntGaugeVec::new(
-        Opts::new("dvc_pulse_build_info", "1, labelled with the dvc-pulse version."),
+        Opts::new(
+            "dvc_pulse_build_info",
+            "1, labelled with the dvc-pulse version.",
+        ),
         &["version"],
     )
     .expect("valid metric");

@@ -216,7 +216,9 @@ impl Localities {
     pub fn ancestors(&self, code: &str) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         let units = self.legacy.lineage(code).into_iter();
-        let units = units.chain(self.current.lineage(code)).chain(self.current_province(code));
+        let units = units
+            .chain(self.current.lineage(code))
+            .chain(self.current_province(code));
         for u in units {
             if !out.contains(&u.code.as_str()) {
                 out.push(&u.code);
@@ -227,7 +229,13 @@ impl Localities {
 
     /// Every code of either set, sorted.
     pub fn codes(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.current.units.keys().chain(self.legacy.units.keys()).map(String::as_str).collect();
+        let mut v: Vec<&str> = self
+            .current
+            .units
+            .keys()
+            .chain(self.legacy.units.keys())
+            .map(String::as_str)
+            .collect();
         v.sort_unstable();
         v.dedup();
         v

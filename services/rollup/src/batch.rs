@@ -105,7 +105,11 @@ pub static BUCKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("locality_code", DataType::Utf8, false),
         Field::new("agency", DataType::Utf8, true),
     ];
-    fields.extend(Measure::ALL.iter().map(|m| Field::new(m.column(), DataType::Int64, false)));
+    fields.extend(
+        Measure::ALL
+            .iter()
+            .map(|m| Field::new(m.column(), DataType::Int64, false)),
+    );
     Arc::new(Schema::new(fields))
 });
 
@@ -119,7 +123,10 @@ impl PartitionState {
         let mut proc_ = StringBuilder::new();
         let mut loc = StringBuilder::new();
         let mut agency = StringBuilder::new();
-        let mut ms: Vec<Int64Builder> = Measure::ALL.iter().map(|_| Int64Builder::with_capacity(n)).collect();
+        let mut ms: Vec<Int64Builder> = Measure::ALL
+            .iter()
+            .map(|_| Int64Builder::with_capacity(n))
+            .collect();
         for ((d, p, l, a), counts) in keys {
             day.append_value(*d);
             proc_.append_value(self.procedures.name(*p));
@@ -162,7 +169,11 @@ pub async fn series_from_buckets(
     let first = crate::fact::day_number(q.from) - 29;
     let days: Vec<i32> = (first..=crate::fact::day_number(q.to)).collect();
     let calendar = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, false)])),
+        Arc::new(Schema::new(vec![Field::new(
+            "day",
+            DataType::Date32,
+            false,
+        )])),
         vec![Arc::new(datafusion::arrow::array::Date32Array::from(days))],
     )?;
     ctx.register_batch("calendar", calendar)?;

@@ -134,10 +134,14 @@ fn services_batch(reference: &Reference) -> RecordBatch {
         }),
         pick(&|i| services[i].agency.clone()),
         Arc::new(BooleanArray::from(
-            rows.iter().map(|(_, i)| Some(services[*i].connected_dvcqg)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|(_, i)| Some(services[*i].connected_dvcqg))
+                .collect::<Vec<_>>(),
         )),
         Arc::new(Int32Array::from(
-            rows.iter().map(|(_, i)| Some(*i as i32)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|(_, i)| Some(*i as i32))
+                .collect::<Vec<_>>(),
         )),
     ];
     RecordBatch::try_new(Arc::new(schema), columns).expect("services columns match")

@@ -31,6 +31,9 @@ pub enum RollupError {
 
 impl RollupError {
     pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
-        RollupError::InvalidQuery { code, detail: detail.into() }
+        RollupError::InvalidQuery {
+            code,
+            detail: detail.into(),
+        }
     }
 }

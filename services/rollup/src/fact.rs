@@ -73,7 +73,11 @@ impl Days {
             (NO_DAY, true) => ict_day(&e.updated_at),
             (f, _) => f,
         };
-        let closed = if closed == NO_DAY { NO_DAY } else { closed.max(received) };
+        let closed = if closed == NO_DAY {
+            NO_DAY
+        } else {
+            closed.max(received)
+        };
         let on_time = match (&e.finished_at, &e.due_at) {
             (Some(f), Some(d)) => f <= d,
             _ => false,
@@ -91,7 +95,10 @@ impl Days {
     /// The bucket deltas of this dossier: `(day, measure, +1)` entries.
     pub fn deltas(&self, mut f: impl FnMut(i32, Measure)) {
         f(self.received, Measure::Received);
-        f(self.received, [Measure::Online, Measure::InPerson, Measure::Postal][self.channel as usize]);
+        f(
+            self.received,
+            [Measure::Online, Measure::InPerson, Measure::Postal][self.channel as usize],
+        );
         if self.finished != NO_DAY {
             f(self.finished, Measure::Finished);
             f(
@@ -169,8 +176,18 @@ impl Measure {
     /// Column name in bucket batches and checkpoints.
     pub fn column(self) -> &'static str {
         [
-            "received", "online", "in_person", "postal", "finished", "on_time", "overdue",
-            "finished_no_due", "pending_open", "pending_close", "overdue_open", "overdue_close",
+            "received",
+            "online",
+            "in_person",
+            "postal",
+            "finished",
+            "on_time",
+            "overdue",
+            "finished_no_due",
+            "pending_open",
+            "pending_close",
+            "overdue_open",
+            "overdue_close",
         ][self as usize]
     }
 }

@@ -47,23 +47,42 @@ impl PartitionState {
     /// The dossier table as one batch (unordered).
     pub fn dossiers_batch(&self) -> Result<RecordBatch, RollupError> {
         let es: Vec<(&[u64; 2], &Entry)> = self.dossiers.iter().collect();
-        let m = |f: &dyn Fn(&Entry) -> i32| Int32Array::from_iter_values(es.iter().map(|(_, e)| f(e)));
+        let m =
+            |f: &dyn Fn(&Entry) -> i32| Int32Array::from_iter_values(es.iter().map(|(_, e)| f(e)));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|(k, _)| k[0]))),
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|(k, _)| k[1]))),
-            Arc::new(Int64Array::from_iter_values(es.iter().map(|(_, e)| e.updated_us))),
-            Arc::new(UInt64Array::from_iter_values(es.iter().map(|(_, e)| e.content))),
-            Arc::new(UInt8Array::from_iter_values(es.iter().map(|(_, e)| e.status))),
-            Arc::new(UInt8Array::from_iter_values(es.iter().map(|(_, e)| e.days.channel))),
-            Arc::new(BooleanArray::from(es.iter().map(|(_, e)| e.days.on_time).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from_iter_values(
+                es.iter().map(|(_, e)| e.updated_us),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                es.iter().map(|(_, e)| e.content),
+            )),
+            Arc::new(UInt8Array::from_iter_values(
+                es.iter().map(|(_, e)| e.status),
+            )),
+            Arc::new(UInt8Array::from_iter_values(
+                es.iter().map(|(_, e)| e.days.channel),
+            )),
+            Arc::new(BooleanArray::from(
+                es.iter().map(|(_, e)| e.days.on_time).collect::<Vec<_>>(),
+            )),
             Arc::new(m(&|e| e.days.received)),
             Arc::new(m(&|e| e.days.finished)),
             Arc::new(m(&|e| e.days.closed)),
             Arc::new(m(&|e| e.days.due)),
-            dictionary(es.iter().map(|(_, e)| Some(e.procedure)).collect(), &self.procedures)?,
-            dictionary(es.iter().map(|(_, e)| Some(e.locality)).collect(), &self.localities)?,
             dictionary(
-                es.iter().map(|(_, e)| (e.agency != NO_AGENCY).then_some(e.agency)).collect(),
+                es.iter().map(|(_, e)| Some(e.procedure)).collect(),
+                &self.procedures,
+            )?,
+            dictionary(
+                es.iter().map(|(_, e)| Some(e.locality)).collect(),
+                &self.localities,
+            )?,
+            dictionary(
+                es.iter()
+                    .map(|(_, e)| (e.agency != NO_AGENCY).then_some(e.agency))
+                    .collect(),
                 &self.agencies,
             )?,
         ];
@@ -76,9 +95,16 @@ impl PartitionState {
         next_offset: i64,
         newest_event_us: i64,
     ) -> Result<PartitionState, RollupError> {
-        let mut s = PartitionState { next_offset, newest_event_us, ..PartitionState::default() };
+        let mut s = PartitionState {
+            next_offset,
+            newest_event_us,
+            ..PartitionState::default()
+        };
         for b in batches {
-            let corrupt = |detail: &str| RollupError::Corrupt { what: "dossier table".into(), detail: detail.into() };
+            let corrupt = |detail: &str| RollupError::Corrupt {
+                what: "dossier table".into(),
+                detail: detail.into(),
+            };
             if b.schema().fields() != DOSSIERS_SCHEMA.fields() {
                 return Err(corrupt("unexpected schema"));
             }
@@ -86,18 +112,26 @@ impl PartitionState {
             let i32c = |i: usize| b.column(i).as_primitive::<Int32Type>();
             let (hi, lo, content) = (u64c(0), u64c(1), u64c(3));
             let updated = b.column(2).as_primitive::<Int64Type>();
-            let (status, channel) = (b.column(4).as_primitive::<UInt8Type>(), b.column(5).as_primitive::<UInt8Type>());
+            let (status, channel) = (
+                b.column(4).as_primitive::<UInt8Type>(),
+                b.column(5).as_primitive::<UInt8Type>(),
+            );
             let on_time = b.column(6).as_boolean();
             let (rec, fin, clo, due) = (i32c(7), i32c(8), i32c(9), i32c(10));
             // Re-intern through the dictionaries: ids may differ from the writer's.
             let remap = |col: usize, interner: &mut Interner| -> Result<Vec<u32>, RollupError> {
                 let d = b.column(col).as_dictionary::<UInt32Type>();
                 let values = d.values().as_string::<i32>();
-                let ids: Vec<u32> = (0..values.len()).map(|i| interner.id(values.value(i))).collect();
+                let ids: Vec<u32> = (0..values.len())
+                    .map(|i| interner.id(values.value(i)))
+                    .collect();
                 d.keys()
                     .iter()
                     .map(|k| match k {
-                        Some(k) => ids.get(k as usize).copied().ok_or_else(|| corrupt("dictionary key out of range")),
+                        Some(k) => ids
+                            .get(k as usize)
+                            .copied()
+                            .ok_or_else(|| corrupt("dictionary key out of range")),
                         None => Ok(NO_AGENCY),
                     })
                     .collect()

@@ -89,15 +89,21 @@ impl GroupKey {
     pub fn parse_list(s: &str) -> Result<Vec<GroupKey>, RollupError> {
         let mut out = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let k = GroupKey::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
-                let names: Vec<_> = GroupKey::ALL.iter().map(|k| k.name()).collect();
-                RollupError::invalid(
-                    "invalid_group_by",
-                    format!("unknown grouping {name:?}; use {}", names.join(", ")),
-                )
-            })?;
+            let k = GroupKey::ALL
+                .into_iter()
+                .find(|k| k.name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = GroupKey::ALL.iter().map(|k| k.name()).collect();
+                    RollupError::invalid(
+                        "invalid_group_by",
+                        format!("unknown grouping {name:?}; use {}", names.join(", ")),
+                    )
+                })?;
             if out.contains(&k) {
-                return Err(RollupError::invalid("invalid_group_by", format!("{name} named twice")));
+                return Err(RollupError::invalid(
+                    "invalid_group_by",
+                    format!("{name} named twice"),
+                ));
             }
             out.push(k);
         }
@@ -124,7 +130,12 @@ pub const MAX_WINDOW_DAYS: i64 = 3660;
 impl WindowQuery {
     /// The 30-day window ending on `to` (covering `to - 29 ..= to`).
     pub fn rolling(to: NaiveDate, group_by: Vec<GroupKey>, locality: Option<String>) -> Self {
-        WindowQuery { from: to - chrono::Duration::days(29), to, group_by, locality }
+        WindowQuery {
+            from: to - chrono::Duration::days(29),
+            to,
+            group_by,
+            locality,
+        }
     }
 
     /// Checks the window and the locality against the reference data.
@@ -139,7 +150,12 @@ impl WindowQuery {
             ));
         }
         if let Some(code) = &self.locality {
-            let known = dims.places.column(0).as_string::<i32>().iter().any(|c| c == Some(code));
+            let known = dims
+                .places
+                .column(0)
+                .as_string::<i32>()
+                .iter()
+                .any(|c| c == Some(code));
             if !known {
                 return Err(RollupError::invalid(
                     "unknown_locality",
@@ -175,7 +191,12 @@ fn ict_date(col: &str) -> String {
 
 /// The measures of a row, in output order, with their bucket and event formulas.
 fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)> {
-    let within = |m: Measure| format!("SUM(CASE WHEN day >= {from} THEN {} ELSE 0 END)", m.column());
+    let within = |m: Measure| {
+        format!(
+            "SUM(CASE WHEN day >= {from} THEN {} ELSE 0 END)",
+            m.column()
+        )
+    };
     let upto = |a: Measure, b: Measure| format!("SUM({} - {})", a.column(), b.column());
     match source {
         Source::Buckets => vec![
@@ -188,7 +209,10 @@ fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)>
             ("overdue", within(Measure::Overdue)),
             ("finished_no_due", within(Measure::FinishedNoDue)),
             ("pending", upto(Measure::PendingOpen, Measure::PendingClose)),
-            ("pending_overdue", upto(Measure::OverdueOpen, Measure::OverdueClose)),
+            (
+                "pending_overdue",
+                upto(Measure::OverdueOpen, Measure::OverdueClose),
+            ),
         ],
         Source::Events { .. } => {
             let count = |cond: String| format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)");
@@ -198,14 +222,26 @@ fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)>
             vec![
                 ("total", count(rin.clone())),
                 ("online", count(format!("{rin} AND channel = 'online'"))),
-                ("in_person", count(format!("{rin} AND channel = 'in_person'"))),
+                (
+                    "in_person",
+                    count(format!("{rin} AND channel = 'in_person'")),
+                ),
                 ("postal", count(format!("{rin} AND channel = 'postal'"))),
                 ("finished", count(fin.clone())),
-                ("on_time", count(format!("{fin} AND due IS NOT NULL AND on_time"))),
-                ("overdue", count(format!("{fin} AND due IS NOT NULL AND NOT on_time"))),
+                (
+                    "on_time",
+                    count(format!("{fin} AND due IS NOT NULL AND on_time")),
+                ),
+                (
+                    "overdue",
+                    count(format!("{fin} AND due IS NOT NULL AND NOT on_time")),
+                ),
                 ("finished_no_due", count(format!("{fin} AND due IS NULL"))),
                 ("pending", count(pending.clone())),
-                ("pending_overdue", count(format!("{pending} AND due <= {to}"))),
+                (
+                    "pending_overdue",
+                    count(format!("{pending} AND due <= {to}")),
+                ),
             ]
         }
     }
@@ -215,14 +251,16 @@ fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)>
 pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
     let (from, to) = (date(q.from), date(q.to));
     let facts = match source {
-        Source::Buckets => format!(
-            "facts AS (SELECT * FROM buckets WHERE day <= {to})"
-        ),
+        Source::Buckets => format!("facts AS (SELECT * FROM buckets WHERE day <= {to})"),
         Source::Events { cutoff } => {
             let kept = if cutoff == i32::MIN {
                 String::new()
             } else {
-                format!("WHERE COALESCE(r, {}) >= {}", ict_date("updated_at"), date(crate::fact::day_date(cutoff)))
+                format!(
+                    "WHERE COALESCE(r, {}) >= {}",
+                    ict_date("updated_at"),
+                    date(crate::fact::day_date(cutoff))
+                )
             };
             format!(
                 "versions AS (SELECT *, CASE WHEN received_at IS NOT NULL AND status NOT IN (1, 3) \
@@ -243,8 +281,10 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
         }
     };
     let (keyed, keys, order) = keyed_cte(q);
-    let group_exprs: Vec<String> =
-        keys.iter().map(|k| k.split(" AS ").next().expect("expr").to_string()).collect();
+    let group_exprs: Vec<String> = keys
+        .iter()
+        .map(|k| k.split(" AS ").next().expect("expr").to_string())
+        .collect();
     let ms = measures(source, &from, &to);
     let select: Vec<String> = keys
         .iter()
@@ -256,7 +296,11 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
     } else {
         format!("GROUP BY {}", group_exprs.join(", "))
     };
-    let order = if order.is_empty() { String::new() } else { format!("ORDER BY {}", order.join(", ")) };
+    let order = if order.is_empty() {
+        String::new()
+    } else {
+        format!("ORDER BY {}", order.join(", "))
+    };
     format!(
         "WITH {facts}, {keyed} SELECT * FROM (SELECT {} FROM f {group}) \
          WHERE total <> 0 OR finished <> 0 OR pending <> 0 {order}",
@@ -295,7 +339,11 @@ fn keyed_cte(q: &WindowQuery) -> (String, Vec<String>, Vec<String>) {
                 "locality_name" => "locality_name_any".to_string(),
                 c => c.to_string(),
             };
-            keys.push(if expr == *c { expr } else { format!("{expr} AS {c}") });
+            keys.push(if expr == *c {
+                expr
+            } else {
+                format!("{expr} AS {c}")
+            });
             order.push(format!("{c} NULLS LAST"));
         }
     }
@@ -309,23 +357,81 @@ pub(crate) fn series_sql(q: &WindowQuery) -> String {
     let (from, to) = (date(q.from), date(q.to));
     let first = date(q.from - chrono::Duration::days(29));
     let (keyed, keys, order) = keyed_cte(q);
-    let exprs: Vec<String> = keys.iter().map(|k| k.split(" AS ").next().expect("expr").to_string()).collect();
-    let names: Vec<String> = keys.iter().map(|k| k.rsplit(" AS ").next().expect("name").to_string()).collect();
-    let flows = ["total", "online", "in_person", "postal", "finished", "on_time", "overdue", "finished_no_due"];
-    let sources = ["received", "online", "in_person", "postal", "finished", "on_time", "overdue", "finished_no_due"];
-    let daily_sums: Vec<String> = flows.iter().zip(sources).map(|(f, s)| format!("SUM({s}) AS {f}")).collect();
-    let gkey_parts: Vec<String> = names.iter().map(|n| format!("COALESCE(CAST({n} AS VARCHAR), '∅')")).collect();
-    let gkey = if gkey_parts.is_empty() { "''".to_string() } else { format!("CONCAT_WS('|', {})", gkey_parts.join(", ")) };
-    let group = exprs.iter().cloned().chain(["day".to_string()]).collect::<Vec<_>>().join(", ");
-    let filled: Vec<String> = flows.iter().map(|f| format!("COALESCE(kd.{f}, 0) AS {f}")).collect();
+    let exprs: Vec<String> = keys
+        .iter()
+        .map(|k| k.split(" AS ").next().expect("expr").to_string())
+        .collect();
+    let names: Vec<String> = keys
+        .iter()
+        .map(|k| k.rsplit(" AS ").next().expect("name").to_string())
+        .collect();
+    let flows = [
+        "total",
+        "online",
+        "in_person",
+        "postal",
+        "finished",
+        "on_time",
+        "overdue",
+        "finished_no_due",
+    ];
+    let sources = [
+        "received",
+        "online",
+        "in_person",
+        "postal",
+        "finished",
+        "on_time",
+        "overdue",
+        "finished_no_due",
+    ];
+    let daily_sums: Vec<String> = flows
+        .iter()
+        .zip(sources)
+        .map(|(f, s)| format!("SUM({s}) AS {f}"))
+        .collect();
+    let gkey_parts: Vec<String> = names
+        .iter()
+        .map(|n| format!("COALESCE(CAST({n} AS VARCHAR), '∅')"))
+        .collect();
+    let gkey = if gkey_parts.is_empty() {
+        "''".to_string()
+    } else {
+        format!("CONCAT_WS('|', {})", gkey_parts.join(", "))
+    };
+    let group = exprs
+        .iter()
+        .cloned()
+        .chain(["day".to_string()])
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filled: Vec<String> = flows
+        .iter()
+        .map(|f| format!("COALESCE(kd.{f}, 0) AS {f}"))
+        .collect();
     let windowed: Vec<String> = flows
         .iter()
         .map(|f| format!("SUM({f}) OVER (PARTITION BY gkey ORDER BY day RANGE BETWEEN INTERVAL '29 days' PRECEDING AND CURRENT ROW) AS {f}"))
         .collect();
-    let key_list = |prefix: &str| names.iter().map(|n| format!("{prefix}{n}")).collect::<Vec<_>>();
+    let key_list = |prefix: &str| {
+        names
+            .iter()
+            .map(|n| format!("{prefix}{n}"))
+            .collect::<Vec<_>>()
+    };
     let select_keys = key_list("");
-    let order = order.into_iter().chain(["day".to_string()]).collect::<Vec<_>>().join(", ");
-    let comma = |v: &[String]| if v.is_empty() { String::new() } else { format!("{}, ", v.join(", ")) };
+    let order = order
+        .into_iter()
+        .chain(["day".to_string()])
+        .collect::<Vec<_>>()
+        .join(", ");
+    let comma = |v: &[String]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", v.join(", "))
+        }
+    };
     format!(
         "WITH facts AS (SELECT * FROM buckets WHERE day BETWEEN {first} AND {to}), {keyed}, \
          daily AS (SELECT {keys}day, {sums} FROM f GROUP BY {group}), \
@@ -481,17 +587,32 @@ pub struct SeriesTable {
 }
 
 /// Runs a rolling-series query in `ctx` (which must hold `buckets` and `calendar`).
-pub(crate) async fn run_series(ctx: &SessionContext, q: &WindowQuery) -> Result<SeriesTable, RollupError> {
+pub(crate) async fn run_series(
+    ctx: &SessionContext,
+    q: &WindowQuery,
+) -> Result<SeriesTable, RollupError> {
     let batches = ctx.sql(&series_sql(q)).await?.collect().await?;
     let mut points = Vec::new();
     for b in &batches {
-        let days = cast(b.column_by_name("day").expect("day column"), &DataType::Date32)?;
+        let days = cast(
+            b.column_by_name("day").expect("day column"),
+            &DataType::Date32,
+        )?;
         let days = days.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
         for (i, row) in read_rows(b, &q.group_by)?.into_iter().enumerate() {
-            points.push(SeriesPoint { day: crate::fact::day_date(days.value(i)), row });
+            points.push(SeriesPoint {
+                day: crate::fact::day_date(days.value(i)),
+                row,
+            });
         }
     }
-    Ok(SeriesTable { from: q.from, to: q.to, group_by: q.group_by.clone(), locality: q.locality.clone(), points })
+    Ok(SeriesTable {
+        from: q.from,
+        to: q.to,
+        group_by: q.group_by.clone(),
+        locality: q.locality.clone(),
+        points,
+    })
 }
 
 /// Registers the dimension tables and `name` (built from `batches`) in a fresh context.
@@ -537,26 +658,43 @@ pub(crate) async fn run(
 
 fn read_rows(b: &RecordBatch, group_by: &[GroupKey]) -> Result<Vec<WindowRow>, RollupError> {
     let column = |name: &str| {
-        b.column_by_name(name).cloned().ok_or_else(|| RollupError::Corrupt {
-            what: "window result".into(),
-            detail: format!("no column {name}"),
-        })
+        b.column_by_name(name)
+            .cloned()
+            .ok_or_else(|| RollupError::Corrupt {
+                what: "window result".into(),
+                detail: format!("no column {name}"),
+            })
     };
     let mut key_cols = Vec::new();
     for k in group_by {
         for c in k.columns() {
             let a = column(c)?;
-            let a = if a.data_type() == &DataType::Boolean { a } else { cast(&a, &DataType::Utf8)? };
+            let a = if a.data_type() == &DataType::Boolean {
+                a
+            } else {
+                cast(&a, &DataType::Utf8)?
+            };
             key_cols.push((*c, a));
         }
     }
     let int = |name: &str| -> Result<Vec<i64>, RollupError> {
         let a = cast(&column(name)?, &DataType::Int64)?;
-        Ok(a.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)).collect())
+        Ok(a.as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
     };
     let m: Vec<Vec<i64>> = [
-        "total", "online", "in_person", "postal", "finished", "on_time", "overdue",
-        "finished_no_due", "pending", "pending_overdue",
+        "total",
+        "online",
+        "in_person",
+        "postal",
+        "finished",
+        "on_time",
+        "overdue",
+        "finished_no_due",
+        "pending",
+        "pending_overdue",
     ]
     .iter()
     .map(|n| int(n))

@@ -11,7 +11,11 @@ pub fn vi_rate(part: i64, total: i64) -> String {
     let (int, frac) = (hundredths / 100, hundredths % 100);
     let frac = format!("{frac:02}");
     let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{int}%") } else { format!("{int},{frac}%") }
+    if frac.is_empty() {
+        format!("{int}%")
+    } else {
+        format!("{int},{frac}%")
+    }
 }
 
 #[cfg(test)]

@@ -144,7 +144,10 @@ impl PartitionState {
             content,
             procedure: self.procedures.id(&e.procedure_code),
             locality: self.localities.id(&e.locality_code),
-            agency: e.agency.as_deref().map_or(NO_AGENCY, |a| self.agencies.id(a)),
+            agency: e
+                .agency
+                .as_deref()
+                .map_or(NO_AGENCY, |a| self.agencies.id(a)),
             days: days.unwrap_or(Days {
                 received: NO_DAY,
                 finished: NO_DAY,

@@ -17,14 +17,20 @@ static DIMS: LazyLock<Dims> = LazyLock::new(|| Dims::new(&Reference::embedded())
 
 const LOCALITIES: &[&str] = &["22738", "22741", "582", "22780", "00004", "56", "79"];
 const PROCEDURES: &[&str] = &["1.001193", "DA06-03", "DA06-06", "2.000001"];
-const AGENCIES: &[Option<&str>] = &[None, Some("Công an phường Đô Vinh"), Some("UBND xã Thành Hải")];
+const AGENCIES: &[Option<&str>] = &[
+    None,
+    Some("Công an phường Đô Vinh"),
+    Some("UBND xã Thành Hải"),
+];
 
 fn base() -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()
 }
 
 fn at(minutes: i64) -> dvc_pulse_model::event::Timestamp {
-    let t0 = ict().from_local_datetime(&base().and_hms_opt(0, 0, 0).unwrap()).unwrap();
+    let t0 = ict()
+        .from_local_datetime(&base().and_hms_opt(0, 0, 0).unwrap())
+        .unwrap();
     t0 + Duration::minutes(minutes)
 }
 
@@ -63,9 +69,16 @@ fn stream() -> impl Strategy<Value = Vec<DossierEvent>> {
     prop::collection::vec(version(), 0..120).prop_flat_map(|vs| {
         // Redeliver some versions byte for byte, then shuffle the lot.
         let n = vs.len();
-        (Just(vs), prop::collection::vec(any::<prop::sample::Index>(), 0..n / 4 + 1))
+        (
+            Just(vs),
+            prop::collection::vec(any::<prop::sample::Index>(), 0..n / 4 + 1),
+        )
             .prop_map(|(mut vs, dups)| {
-                let extra: Vec<_> = dups.iter().filter(|_| !vs.is_empty()).map(|i| vs[i.index(vs.len())].clone()).collect();
+                let extra: Vec<_> = dups
+                    .iter()
+                    .filter(|_| !vs.is_empty())
+                    .map(|i| vs[i.index(vs.len())].clone())
+                    .collect();
                 vs.extend(extra);
                 vs
             })
@@ -78,7 +91,9 @@ fn query() -> impl Strategy<Value = WindowQuery> {
         0..80i64,
         0..40i64,
         prop::sample::subsequence(GroupKey::ALL.to_vec(), 0..3).prop_shuffle(),
-        proptest::option::of(prop::sample::select(vec!["582", "58", "56", "22738", "79", "00004", "001"])),
+        proptest::option::of(prop::sample::select(vec![
+            "582", "58", "56", "22738", "79", "00004", "001",
+        ])),
     )
         .prop_map(|(start, len, group_by, locality)| WindowQuery {
             from: base() + Duration::days(start),
@@ -159,8 +174,13 @@ fn one_dossier_by_hand() {
         channel: Channel::Online,
         status: Status::Processed,
         // 2024-06-09 23:30 UTC is 2024-06-10 06:30 in Hà Nội.
-        received_at: Some("2024-06-09T23:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().with_timezone(&ict())),
-        due_at: Some(at(14 * 24 * 60 + 17 * 60)),      // 2024-06-15 17:00
+        received_at: Some(
+            "2024-06-09T23:30:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+                .with_timezone(&ict()),
+        ),
+        due_at: Some(at(14 * 24 * 60 + 17 * 60)), // 2024-06-15 17:00
         finished_at: Some(at(20 * 24 * 60 + 9 * 60)), // 2024-06-21 09:00: late
         updated_at: at(20 * 24 * 60 + 9 * 60),
         event_id: None,
@@ -168,18 +188,42 @@ fn one_dossier_by_hand() {
     };
     let mut s = PartitionState::default();
     let today = day_number(d("2024-07-01"));
-    assert!(matches!(s.apply(&e, 1, today, 400), Outcome::Applied { replaced: false, lateness_days: 21 }));
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert!(matches!(
+        s.apply(&e, 1, today, 400),
+        Outcome::Applied {
+            replaced: false,
+            lateness_days: 21
+        }
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let w = |from: &str, to: &str| {
-        let q = WindowQuery { from: d(from), to: d(to), group_by: vec![GroupKey::Service], locality: Some("582".into()) };
-        rt.block_on(window_from_buckets(&DIMS, vec![s.buckets_batch()], &q)).unwrap().totals
+        let q = WindowQuery {
+            from: d(from),
+            to: d(to),
+            group_by: vec![GroupKey::Service],
+            locality: Some("582".into()),
+        };
+        rt.block_on(window_from_buckets(&DIMS, vec![s.buckets_batch()], &q))
+            .unwrap()
+            .totals
     };
     let c = w("2024-06-10", "2024-06-10");
-    assert_eq!((c.total, c.online, c.pending, c.pending_overdue), (1, 1, 1, 0));
+    assert_eq!(
+        (c.total, c.online, c.pending, c.pending_overdue),
+        (1, 1, 1, 0)
+    );
     let c = w("2024-06-16", "2024-06-16");
-    assert_eq!((c.total, c.pending, c.pending_overdue, c.pending_within), (0, 1, 1, 0));
+    assert_eq!(
+        (c.total, c.pending, c.pending_overdue, c.pending_within),
+        (0, 1, 1, 0)
+    );
     let c = w("2024-06-01", "2024-06-30");
-    assert_eq!((c.total, c.finished, c.overdue, c.on_time, c.pending), (1, 1, 1, 0, 0));
+    assert_eq!(
+        (c.total, c.finished, c.overdue, c.on_time, c.pending),
+        (1, 1, 1, 0, 0)
+    );
     assert_eq!(c.online_rate, Some(100.0));
     let c = w("2024-06-09", "2024-06-09");
     assert_eq!((c.total, c.pending), (0, 0));

@@ -34,7 +34,9 @@ pub struct Scenario {
 }
 
 fn local(day: NaiveDate, secs: i64) -> Timestamp {
-    ict().from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight")).unwrap()
+    ict()
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+        .unwrap()
         + Duration::seconds(secs)
 }
 
@@ -63,7 +65,10 @@ pub fn scenario(
     seed: u64,
 ) -> Scenario {
     let mut rng = Rng::new(seed);
-    let render_cfg = SimConfig { dvcqg_rate: 0.15, ..SimConfig::default() };
+    let render_cfg = SimConfig {
+        dvcqg_rate: 0.15,
+        ..SimConfig::default()
+    };
     let here = communes(reference, locality);
     let there = communes(reference, other);
     let days = (to - from).num_days() + 1;
@@ -106,7 +111,11 @@ pub fn scenario(
             let mut wrong = first.clone();
             wrong.updated_at = received - Duration::minutes(1);
             if rng.chance(0.5) {
-                wrong.channel = if channel == Channel::Online { Channel::InPerson } else { Channel::Online };
+                wrong.channel = if channel == Channel::Online {
+                    Channel::InPerson
+                } else {
+                    Channel::Online
+                };
             } else {
                 wrong.procedure_code = "DA06-16".into();
             }
@@ -128,7 +137,11 @@ pub fn scenario(
             out.duplicates += 1;
         }
         // Late first versions: the whole dossier arrives after everything else.
-        if rng.chance(0.05) { late.extend(lines) } else { out.lines.extend(lines) }
+        if rng.chance(0.05) {
+            late.extend(lines)
+        } else {
+            out.lines.extend(lines)
+        }
     };
     for row in target {
         for i in 0..row.total {
@@ -149,7 +162,16 @@ pub fn scenario(
             }
             let commune = rng.pick(&here).clone();
             let status = *rng.pick(&[Status::Processing, Status::Processed, Status::Returned]);
-            dossier(&row.service, channel, received, &commune, status, &mut rng, &mut out, &mut late);
+            dossier(
+                &row.service,
+                channel,
+                received,
+                &commune,
+                status,
+                &mut rng,
+                &mut out,
+                &mut late,
+            );
         }
     }
     let services: Vec<&str> = target.iter().map(|r| r.service.as_str()).collect();
@@ -160,20 +182,34 @@ pub fn scenario(
             // Just outside the window, some a second past its edges.
             0 => {
                 let edge = [local(from, -1), local(to, 86_400)][rng.range(0, 1) as usize];
-                let day = [from - Duration::days(rng.range(1, 10)), to + Duration::days(rng.range(1, 10))]
-                    [rng.range(0, 1) as usize];
-                let t = if k % 8 == 0 { edge } else { local(day, rng.range(0, 86_399)) };
+                let day = [
+                    from - Duration::days(rng.range(1, 10)),
+                    to + Duration::days(rng.range(1, 10)),
+                ][rng.range(0, 1) as usize];
+                let t = if k % 8 == 0 {
+                    edge
+                } else {
+                    local(day, rng.range(0, 86_399))
+                };
                 (t, rng.pick(&here).clone(), Status::Processing)
             }
             // The neighbouring unit, inside the window.
-            1 => (local(from + Duration::days(rng.range(0, days - 1)), 36_000), rng.pick(&there).clone(), Status::Received),
+            1 => (
+                local(from + Duration::days(rng.range(0, days - 1)), 36_000),
+                rng.pick(&there).clone(),
+                Status::Received,
+            ),
             // Never received: still new, or not accepted.
             2 => (
                 local(from + Duration::days(rng.range(0, days - 1)), 36_000),
                 rng.pick(&here).clone(),
                 *rng.pick(&[Status::New, Status::Rejected]),
             ),
-            _ => (local(from + Duration::days(rng.range(0, days - 1)), 36_000), rng.pick(&here).clone(), Status::Received),
+            _ => (
+                local(from + Duration::days(rng.range(0, days - 1)), 36_000),
+                rng.pick(&here).clone(),
+                Status::Received,
+            ),
         };
         if k % 4 == 3 {
             // Malformed: never counts, whatever it claims.
@@ -197,7 +233,9 @@ pub fn scenario(
             out.malformed += 1;
             continue;
         }
-        dossier(service, channel, received, &commune, status, &mut rng, &mut out, &mut late);
+        dossier(
+            service, channel, received, &commune, status, &mut rng, &mut out, &mut late,
+        );
     }
     out.lines.extend(late);
     out

@@ -60,7 +60,11 @@ pub fn window_truth(
             continue;
         }
         if let Some(code) = locality {
-            if !reference.localities.ancestors(&e.locality_code).contains(&code) {
+            if !reference
+                .localities
+                .ancestors(&e.locality_code)
+                .contains(&code)
+            {
                 continue;
             }
         }

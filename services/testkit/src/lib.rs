@@ -63,7 +63,9 @@ impl Fixture {
     ) -> dvc_pulse_app::worker::RunningWorker {
         let mut cfg = self.config.clone();
         cfg.worker.checkpoint_url = checkpoints.display().to_string();
-        dvc_pulse_app::worker::start(&cfg, clock).await.expect("worker starts")
+        dvc_pulse_app::worker::start(&cfg, clock)
+            .await
+            .expect("worker starts")
     }
 }
 
@@ -86,7 +88,10 @@ pub struct ReportRow {
 
 /// The Phan Rang–Tháp Chàm annex (2024-06-05..2024-07-05, district 582), without its total row.
 pub fn phan_rang() -> Vec<ReportRow> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv"
+    );
     let reference = dvc_pulse_model::Reference::embedded();
     let mut r = csv::Reader::from_path(path).expect("fixture readable");
     r.records()
@@ -221,7 +226,8 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[(String, Vec<u8>)]) {
             }
         }
     }
-    p.flush(Duration::from_secs(60)).expect("every message acknowledged");
+    p.flush(Duration::from_secs(60))
+        .expect("every message acknowledged");
 }
 
 /// The window of `q` computed by the batch path over canonical messages: the oracle.
@@ -239,9 +245,16 @@ pub fn oracle(
     // On a thread of its own, so async tests can call it too.
     std::thread::scope(|s| {
         s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-            rt.block_on(dvc_pulse_rollup::window_from_events(&dims, vec![batch], q, i32::MIN))
-                .expect("oracle query")
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(dvc_pulse_rollup::window_from_events(
+                &dims,
+                vec![batch],
+                q,
+                i32::MIN,
+            ))
+            .expect("oracle query")
         })
         .join()
         .expect("oracle thread")
@@ -257,6 +270,9 @@ pub fn counts_only(v: &serde_json::Value) -> serde_json::Value {
         }
         r
     };
-    let rows: Vec<_> = v["rows"].as_array().map(|a| a.iter().map(strip).collect()).unwrap_or_default();
+    let rows: Vec<_> = v["rows"]
+        .as_array()
+        .map(|a| a.iter().map(strip).collect())
+        .unwrap_or_default();
     serde_json::json!({ "rows": rows, "totals": strip(&v["totals"]) })
 }

@@ -41,54 +41,102 @@ pub struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.code, "detail": self.detail }))).into_response()
+        (
+            self.status,
+            Json(json!({ "error": self.code, "detail": self.detail })),
+        )
+            .into_response()
     }
 }
 
 impl From<WorkerError> for ApiError {
     fn from(e: WorkerError) -> Self {
         match e {
-            WorkerError::Rollup(RollupError::InvalidQuery { code, detail }) => {
-                ApiError { status: StatusCode::BAD_REQUEST, code, detail }
-            }
+            WorkerError::Rollup(RollupError::InvalidQuery { code, detail }) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code,
+                detail,
+            },
             other => {
                 tracing::error!(error = %other, "window query failed");
-                ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", detail: "see the worker's log".into() }
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "internal",
+                    detail: "see the worker's log".into(),
+                }
             }
         }
     }
 }
 
 fn bad(code: &'static str, detail: String) -> ApiError {
-    ApiError { status: StatusCode::BAD_REQUEST, code, detail }
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code,
+        detail,
+    }
 }
 
 fn day(s: &str, name: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| bad("invalid_window", format!("{name} must be YYYY-MM-DD, got {s:?}")))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        bad(
+            "invalid_window",
+            format!("{name} must be YYYY-MM-DD, got {s:?}"),
+        )
+    })
 }
 
 /// Turns query parameters into a window query; `today` fills the defaults.
 pub fn window_query(p: &WindowParams, today: NaiveDate) -> Result<WindowQuery, ApiError> {
-    let to = p.to.as_deref().map(|s| day(s, "to")).transpose()?.unwrap_or(today);
-    let from = p.from.as_deref().map(|s| day(s, "from")).transpose()?.unwrap_or(to - chrono::Duration::days(29));
-    let group_by = GroupKey::parse_list(p.group_by.as_deref().unwrap_or("service")).map_err(|e| match e {
-        RollupError::InvalidQuery { code, detail } => bad(code, detail),
-        other => bad("invalid_group_by", other.to_string()),
-    })?;
+    let to =
+        p.to.as_deref()
+            .map(|s| day(s, "to"))
+            .transpose()?
+            .unwrap_or(today);
+    let from = p
+        .from
+        .as_deref()
+        .map(|s| day(s, "from"))
+        .transpose()?
+        .unwrap_or(to - chrono::Duration::days(29));
+    let group_by =
+        GroupKey::parse_list(p.group_by.as_deref().unwrap_or("service")).map_err(|e| match e {
+            RollupError::InvalidQuery { code, detail } => bad(code, detail),
+            other => bad("invalid_group_by", other.to_string()),
+        })?;
     let locality = p.locality.clone().filter(|l| !l.is_empty());
-    Ok(WindowQuery { from, to, group_by, locality })
+    Ok(WindowQuery {
+        from,
+        to,
+        group_by,
+        locality,
+    })
 }
 
 /// The CSV of a snapshot: key columns, then counts; rates with a dot and two decimals.
 pub fn to_csv(t: &WindowTable) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let counts = [
-        "total", "online", "in_person", "postal", "online_rate", "finished", "on_time", "overdue",
-        "finished_no_due", "pending", "pending_within", "pending_overdue",
+        "total",
+        "online",
+        "in_person",
+        "postal",
+        "online_rate",
+        "finished",
+        "on_time",
+        "overdue",
+        "finished_no_due",
+        "pending",
+        "pending_within",
+        "pending_overdue",
     ];
-    let keys: Vec<&str> = t.group_by.iter().flat_map(|k| k.columns().iter().copied()).collect();
-    w.write_record(keys.iter().chain(counts.iter())).expect("in-memory write");
+    let keys: Vec<&str> = t
+        .group_by
+        .iter()
+        .flat_map(|k| k.columns().iter().copied())
+        .collect();
+    w.write_record(keys.iter().chain(counts.iter()))
+        .expect("in-memory write");
     for r in &t.rows {
         let c = &r.counts;
         let mut rec: Vec<String> = r
@@ -119,22 +167,38 @@ pub fn to_csv(t: &WindowTable) -> String {
     String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 in, utf-8 out")
 }
 
-async fn windows(State(w): State<Arc<Worker>>, Query(p): Query<WindowParams>) -> Result<Response, ApiError> {
+async fn windows(
+    State(w): State<Arc<Worker>>,
+    Query(p): Query<WindowParams>,
+) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let q = window_query(&p, today)?;
     let snap = w.snapshot(&q).await?;
     match p.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(snap).into_response()),
-        "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&snap.table)).into_response()),
-        other => Err(bad("invalid_format", format!("format {other:?}: use json or csv"))),
+        "csv" => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            to_csv(&snap.table),
+        )
+            .into_response()),
+        other => Err(bad(
+            "invalid_format",
+            format!("format {other:?}: use json or csv"),
+        )),
     }
 }
 
-async fn daily(State(w): State<Arc<Worker>>, Query(p): Query<WindowParams>) -> Result<Response, ApiError> {
+async fn daily(
+    State(w): State<Arc<Worker>>,
+    Query(p): Query<WindowParams>,
+) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let q = window_query(&p, today)?;
     if p.format.as_deref().is_some_and(|f| f != "json") {
-        return Err(bad("invalid_format", "the daily series is JSON only".into()));
+        return Err(bad(
+            "invalid_format",
+            "the daily series is JSON only".into(),
+        ));
     }
     Ok(Json(w.series(&q).await?).into_response())
 }
@@ -143,7 +207,9 @@ async fn metrics(State(w): State<Arc<Worker>>) -> Response {
     let mut families = w.metrics.registry.gather();
     families.extend(w.window_metrics.families());
     let mut out = String::new();
-    prometheus::TextEncoder::new().encode_utf8(&families, &mut out).expect("text encoding cannot fail");
+    prometheus::TextEncoder::new()
+        .encode_utf8(&families, &mut out)
+        .expect("text encoding cannot fail");
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response()
 }
 

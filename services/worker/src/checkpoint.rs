@@ -11,8 +11,8 @@ use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use dvc_pulse_rollup::PartitionState;
-use object_store::path::Path;
 use futures::StreamExt;
+use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -59,12 +59,17 @@ pub struct CheckpointStore {
 
 impl std::fmt::Debug for CheckpointStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckpointStore").field("url", &self.url).finish()
+        f.debug_struct("CheckpointStore")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> WorkerError {
-    WorkerError::Checkpoint { path: path.to_string(), detail: e.to_string() }
+    WorkerError::Checkpoint {
+        path: path.to_string(),
+        detail: e.to_string(),
+    }
 }
 
 impl CheckpointStore {
@@ -83,7 +88,10 @@ impl CheckpointStore {
                     .map_err(|e| WorkerError::Config(format!("checkpoint directory {dir}: {e}")))?,
             )
         };
-        Ok(Self { store, url: url.to_string() })
+        Ok(Self {
+            store,
+            url: url.to_string(),
+        })
     }
 
     fn dir(topic: &str, partition: i32) -> String {
@@ -95,14 +103,18 @@ impl CheckpointStore {
     pub fn encode(state: &PartitionState) -> Result<Encoded, WorkerError> {
         let dossiers = state.dossiers_batch()?;
         let buckets = state.buckets_batch();
-        let e = |e: &dyn std::fmt::Display| WorkerError::Checkpoint { path: "(encoding)".into(), detail: e.to_string() };
+        let e = |e: &dyn std::fmt::Display| WorkerError::Checkpoint {
+            path: "(encoding)".into(),
+            detail: e.to_string(),
+        };
         let ipc = {
             let mut w = FileWriter::try_new(Vec::new(), &dossiers.schema()).map_err(|x| e(&x))?;
             w.write(&dossiers).map_err(|x| e(&x))?;
             w.into_inner().map_err(|x| e(&x))?
         };
         let parquet = {
-            let mut w = ArrowWriter::try_new(Vec::new(), buckets.schema(), None).map_err(|x| e(&x))?;
+            let mut w =
+                ArrowWriter::try_new(Vec::new(), buckets.schema(), None).map_err(|x| e(&x))?;
             w.write(&buckets).map_err(|x| e(&x))?;
             w.into_inner().map_err(|x| e(&x))?
         };
@@ -127,8 +139,14 @@ impl CheckpointStore {
         let stem = format!("{:020}-{writer}", enc.next_offset);
         let dpath = Path::from(format!("{dir}/{stem}.dossiers.arrow"));
         let bpath = Path::from(format!("{dir}/{stem}.buckets.parquet"));
-        self.store.put_opts(&dpath, PutPayload::from(enc.ipc), PutOptions::default()).await.map_err(|e| err(&dpath, e))?;
-        self.store.put_opts(&bpath, PutPayload::from(enc.parquet), PutOptions::default()).await.map_err(|e| err(&bpath, e))?;
+        self.store
+            .put_opts(&dpath, PutPayload::from(enc.ipc), PutOptions::default())
+            .await
+            .map_err(|e| err(&dpath, e))?;
+        self.store
+            .put_opts(&bpath, PutPayload::from(enc.parquet), PutOptions::default())
+            .await
+            .map_err(|e| err(&bpath, e))?;
         let manifest = Manifest {
             topic: topic.to_string(),
             partition,
@@ -143,9 +161,14 @@ impl CheckpointStore {
         let mpath = Path::from(format!("{dir}/manifest.json"));
         let previous = self.manifest(topic, partition).await.ok().flatten();
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        self.store.put_opts(&mpath, PutPayload::from(body), PutOptions::default()).await.map_err(|e| err(&mpath, e))?;
+        self.store
+            .put_opts(&mpath, PutPayload::from(body), PutOptions::default())
+            .await
+            .map_err(|e| err(&mpath, e))?;
         // The files the old manifest named are garbage now, if this worker wrote them.
-        if let Some(old) = previous.filter(|m| m.writer == writer && m.dossiers_file != manifest.dossiers_file) {
+        if let Some(old) =
+            previous.filter(|m| m.writer == writer && m.dossiers_file != manifest.dossiers_file)
+        {
             let old = [old.dossiers_file, old.buckets_file].map(|f| Ok(Path::from(f)));
             let mut deleted = self.store.delete_stream(futures::stream::iter(old).boxed());
             while deleted.next().await.is_some() {}
@@ -154,12 +177,18 @@ impl CheckpointStore {
     }
 
     /// The current manifest of a partition, if any.
-    pub async fn manifest(&self, topic: &str, partition: i32) -> Result<Option<Manifest>, WorkerError> {
+    pub async fn manifest(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Manifest>, WorkerError> {
         let mpath = Path::from(format!("{}/manifest.json", Self::dir(topic, partition)));
         match self.store.get_opts(&mpath, GetOptions::default()).await {
             Ok(r) => {
                 let bytes = r.bytes().await.map_err(|e| err(&mpath, e))?;
-                serde_json::from_slice(&bytes).map(Some).map_err(|e| err(&mpath, e))
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| err(&mpath, e))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(err(&mpath, e)),
@@ -168,18 +197,27 @@ impl CheckpointStore {
 
     async fn get(&self, name: &str) -> Result<Bytes, WorkerError> {
         let p = Path::from(name);
-        let r = self.store.get_opts(&p, GetOptions::default()).await.map_err(|e| err(&p, e))?;
+        let r = self
+            .store
+            .get_opts(&p, GetOptions::default())
+            .await
+            .map_err(|e| err(&p, e))?;
         r.bytes().await.map_err(|e| err(&p, e))
     }
 
     /// Loads a partition's state from its checkpoint (empty when there is none).
-    pub async fn load(&self, topic: &str, partition: i32) -> Result<(PartitionState, Option<Manifest>), WorkerError> {
+    pub async fn load(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(PartitionState, Option<Manifest>), WorkerError> {
         let Some(m) = self.manifest(topic, partition).await? else {
             return Ok((PartitionState::default(), None));
         };
         let bytes = self.get(&m.dossiers_file).await?;
         let p = Path::from(m.dossiers_file.as_str());
-        let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| err(&p, e))?;
+        let reader =
+            FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| err(&p, e))?;
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| err(&p, e))?;
         let state = PartitionState::from_dossiers(&batches, m.next_offset, m.newest_event_us)?;
         Ok((state, Some(m)))
@@ -198,10 +236,15 @@ impl CheckpointStore {
 
 #[cfg(feature = "s3")]
 fn s3(url: &str) -> Result<Arc<dyn ObjectStore>, WorkerError> {
-    let u = url.parse().map_err(|e| WorkerError::Config(format!("{url}: {e}")))?;
-    let (store, prefix) = object_store::parse_url_opts(&u, std::env::vars().map(|(k, v)| (k.to_lowercase(), v)))
+    let u = url
+        .parse()
         .map_err(|e| WorkerError::Config(format!("{url}: {e}")))?;
-    Ok(Arc::new(object_store::prefix::PrefixStore::new(store, prefix)))
+    let (store, prefix) =
+        object_store::parse_url_opts(&u, std::env::vars().map(|(k, v)| (k.to_lowercase(), v)))
+            .map_err(|e| WorkerError::Config(format!("{url}: {e}")))?;
+    Ok(Arc::new(object_store::prefix::PrefixStore::new(
+        store, prefix,
+    )))
 }
 
 #[cfg(not(feature = "s3"))]

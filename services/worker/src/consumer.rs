@@ -18,7 +18,9 @@ use dvc_pulse_model::event::{format_ts, ict};
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_rollup::fact::day_number;
 use dvc_pulse_rollup::{Outcome, content_hash};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::Message as _;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -42,7 +44,10 @@ impl ClientContext for Ctx {
         if let Some(t) = s.topics.get(&self.topic) {
             for (p, ps) in &t.partitions {
                 if *p >= 0 && ps.consumer_lag >= 0 {
-                    self.metrics.lag.with_label_values(&[&p.to_string()]).set(ps.consumer_lag);
+                    self.metrics
+                        .lag
+                        .with_label_values(&[&p.to_string()])
+                        .set(ps.consumer_lag);
                 }
             }
         }
@@ -85,7 +90,13 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let (tx, revoked) = mpsc::channel();
     let (atx, assigned) = mpsc::channel();
-    let ctx = Ctx { revoked: tx, assigned: atx, metrics: worker.metrics.clone(), topic: worker.topic.clone(), worker: worker.clone() };
+    let ctx = Ctx {
+        revoked: tx,
+        assigned: atx,
+        metrics: worker.metrics.clone(),
+        topic: worker.topic.clone(),
+        worker: worker.clone(),
+    };
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &worker.cfg.group_id)
@@ -98,13 +109,19 @@ pub async fn run(
     for (k, v) in &kafka.properties {
         cc.set(k, v);
     }
-    let consumer: Arc<StreamConsumer<Ctx>> =
-        Arc::new(cc.create_with_context(ctx).map_err(kafka_err("create consumer"))?);
+    let consumer: Arc<StreamConsumer<Ctx>> = Arc::new(
+        cc.create_with_context(ctx)
+            .map_err(kafka_err("create consumer"))?,
+    );
     let c = consumer.clone();
     let topic = worker.topic.clone();
     let n = tokio::task::spawn_blocking(move || {
         c.fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .map(|m| m.topics().first().map_or(0, |t| t.partitions().len() as i32))
+            .map(|m| {
+                m.topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len() as i32)
+            })
     })
     .await
     .map_err(|e| WorkerError::Config(format!("metadata task: {e}")))?
@@ -112,7 +129,9 @@ pub async fn run(
     if n > 0 {
         worker.set_partitions(n);
     }
-    consumer.subscribe(&[&worker.topic]).map_err(kafka_err("subscribe"))?;
+    consumer
+        .subscribe(&[&worker.topic])
+        .map_err(kafka_err("subscribe"))?;
     let dlq_kafka = KafkaConfig {
         transactional_id_prefix: format!("dvc-pulse-{}", worker.id),
         producers: 1,
@@ -190,7 +209,13 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
         return Ok(());
     }
     let (state, manifest) = worker.store.load(&worker.topic, p).await?;
-    tracing::info!(partition = p, offset = state.next_offset, dossiers = state.dossier_count(), from_checkpoint = manifest.is_some(), "partition loaded");
+    tracing::info!(
+        partition = p,
+        offset = state.next_offset,
+        dossiers = state.dossier_count(),
+        from_checkpoint = manifest.is_some(),
+        "partition loaded"
+    );
     let mut owned = worker.owned.lock().expect("owned lock");
     owned.entry(p).or_insert_with(|| Owned::new(state));
     worker.metrics.partitions_owned.set(owned.len() as i64);
@@ -223,9 +248,19 @@ async fn apply(
         o.sought_to = Some(to);
         drop(owned);
         consumer
-            .seek(&worker.topic, p, Offset::Offset(to), Duration::from_secs(10))
+            .seek(
+                &worker.topic,
+                p,
+                Offset::Offset(to),
+                Duration::from_secs(10),
+            )
             .map_err(kafka_err("seek"))?;
-        tracing::info!(partition = p, from = off, to, "sought back to the checkpoint's offset");
+        tracing::info!(
+            partition = p,
+            from = off,
+            to,
+            "sought back to the checkpoint's offset"
+        );
         return Ok(false);
     }
     o.seeked = true;
@@ -233,7 +268,12 @@ async fn apply(
         // One offset may be a transaction marker; more means Kafka no longer has them.
         if off > to + 1 {
             m.offset_gaps.inc();
-            tracing::error!(partition = p, from = to, to = off, "messages missing from Kafka (retention?) since the checkpoint; windows miss them");
+            tracing::error!(
+                partition = p,
+                from = to,
+                to = off,
+                "messages missing from Kafka (retention?) since the checkpoint; windows miss them"
+            );
         }
     }
     let now = (worker.clock)();
@@ -247,21 +287,37 @@ async fn apply(
                 Reason::MalformedJson
             };
             m.invalid.with_label_values(&[reason.as_str()]).inc();
-            pending.push(dead_letter(reason, &e.to_string(), payload, &origin, now, None));
+            pending.push(dead_letter(
+                reason,
+                &e.to_string(),
+                payload,
+                &origin,
+                now,
+                None,
+            ));
             o.state.next_offset = off + 1;
             o.state.generation += 1;
             return Ok(true);
         }
     };
     let today = day_number(now.with_timezone(&ict()).date_naive());
-    match o.state.apply(&event, content_hash(payload), today, worker.cfg.horizon_days) {
-        Outcome::Applied { replaced, lateness_days } => {
+    match o.state.apply(
+        &event,
+        content_hash(payload),
+        today,
+        worker.cfg.horizon_days,
+    ) {
+        Outcome::Applied {
+            replaced,
+            lateness_days,
+        } => {
             m.applied.inc();
             if replaced {
                 m.retractions.inc();
             }
             m.late.with_label_values(&[band(lateness_days)]).inc();
-            m.newest_event_seconds.set(o.state.newest_event_us / 1_000_000);
+            m.newest_event_seconds
+                .set(o.state.newest_event_us / 1_000_000);
         }
         Outcome::Duplicate => m.duplicates.inc(),
         Outcome::Stale => m.stale.inc(),
@@ -272,7 +328,14 @@ async fn apply(
                 dvc_pulse_rollup::fact::day_date(day),
                 worker.cfg.horizon_days
             );
-            pending.push(dead_letter(Reason::BeyondHorizon, &detail, payload, &origin, now, Some(&event.dossier_id)));
+            pending.push(dead_letter(
+                Reason::BeyondHorizon,
+                &detail,
+                payload,
+                &origin,
+                now,
+                Some(&event.dossier_id),
+            ));
         }
     }
     o.state.next_offset = off + 1;
@@ -320,7 +383,10 @@ async fn checkpoint(
 ) -> Result<(), WorkerError> {
     // Dead letters first: a checkpoint must never cover a message whose dead letter is lost.
     if !pending.is_empty() {
-        if let Err(e) = sink.publish(std::mem::take(pending).into_iter().collect()).await {
+        if let Err(e) = sink
+            .publish(std::mem::take(pending).into_iter().collect())
+            .await
+        {
             tracing::warn!(error = %e, "dead letters not published; checkpoint postponed");
             return Ok(());
         }
@@ -345,8 +411,14 @@ async fn checkpoint(
     let mut tpl = TopicPartitionList::new();
     for (p, generation, enc) in encoded {
         let started = Instant::now();
-        let m = worker.store.write(&worker.topic, p, enc, &worker.id).await?;
-        worker.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        let m = worker
+            .store
+            .write(&worker.topic, p, enc, &worker.id)
+            .await?;
+        worker
+            .metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
         worker.metrics.checkpoints.inc();
         if let Some(o) = worker.owned.lock().expect("owned lock").get_mut(&p) {
             o.checkpointed = o.checkpointed.max(generation);

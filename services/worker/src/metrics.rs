@@ -12,12 +12,20 @@ pub const LABEL_REASON: &str = "reason";
 pub const LABEL_PARTITION: &str = "partition";
 
 /// Lateness bands, in days since the day a version counts for: a bounded label set.
-pub const LATENESS_BANDS: [(i32, &str); 5] =
-    [(1, "0-1d"), (7, "1-7d"), (30, "7-30d"), (90, "30-90d"), (i32::MAX, "90d+")];
+pub const LATENESS_BANDS: [(i32, &str); 5] = [
+    (1, "0-1d"),
+    (7, "1-7d"),
+    (30, "7-30d"),
+    (90, "30-90d"),
+    (i32::MAX, "90d+"),
+];
 
 /// The band of a lateness in days.
 pub fn band(days: i32) -> &'static str {
-    LATENESS_BANDS.iter().find(|(max, _)| days < *max).map_or("90d+", |(_, b)| b)
+    LATENESS_BANDS
+        .iter()
+        .find(|(max, _)| days < *max)
+        .map_or("90d+", |(_, b)| b)
 }
 
 /// Every counter a worker exports.
@@ -65,52 +73,115 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let o = |name: &str, help: &str| Opts::new(name, help).namespace("dvc_pulse").subsystem("worker");
+        let o = |name: &str, help: &str| {
+            Opts::new(name, help)
+                .namespace("dvc_pulse")
+                .subsystem("worker")
+        };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::with_opts(o(name, help)).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let counter_vec = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(o(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::with_opts(o(name, help)).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let checkpoint_seconds = Histogram::with_opts(
-            HistogramOpts::new("checkpoint_duration_seconds", "Time to write one partition's checkpoint.")
-                .namespace("dvc_pulse")
-                .subsystem("worker")
-                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "checkpoint_duration_seconds",
+                "Time to write one partition's checkpoint.",
+            )
+            .namespace("dvc_pulse")
+            .subsystem("worker")
+            .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )
         .expect("valid metric");
-        registry.register(Box::new(checkpoint_seconds.clone())).expect("unique metric");
-        let lag = IntGaugeVec::new(o("consumer_lag_messages", "Messages not yet consumed, per partition."), &[LABEL_PARTITION])
-            .expect("valid metric");
-        registry.register(Box::new(lag.clone())).expect("unique metric");
-        registry.register(Box::new(dvc_pulse_ingest::metrics::build_info())).expect("unique metric");
+        registry
+            .register(Box::new(checkpoint_seconds.clone()))
+            .expect("unique metric");
+        let lag = IntGaugeVec::new(
+            o(
+                "consumer_lag_messages",
+                "Messages not yet consumed, per partition.",
+            ),
+            &[LABEL_PARTITION],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(lag.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(dvc_pulse_ingest::metrics::build_info()))
+            .expect("unique metric");
         Metrics {
-            consumed: counter("consumed_messages_total", "Messages consumed from the events topic."),
-            applied: counter("applied_versions_total", "Versions applied: a new dossier or a newer version."),
-            duplicates: counter("duplicate_versions_total", "Byte-identical redeliveries, ignored."),
-            stale: counter("stale_versions_total", "Versions older than the one held, ignored."),
-            retractions: counter("retracted_versions_total", "Older versions retracted by a newer one."),
-            late: counter_vec("late_versions_total", "Applied versions by lateness band (days after the day they count for).", LABEL_BAND),
-            beyond_horizon: counter("beyond_horizon_versions_total", "Versions older than the horizon, dead-lettered."),
-            invalid: counter_vec("invalid_messages_total", "Messages on the events topic that are not valid events, dead-lettered.", LABEL_REASON),
-            replayed: counter("replayed_messages_total", "Messages replayed after a restart or rebalance and skipped."),
-            offset_gaps: counter("offset_gaps_total", "Times a partition resumed past its checkpoint's offset: messages gone from Kafka."),
+            consumed: counter(
+                "consumed_messages_total",
+                "Messages consumed from the events topic.",
+            ),
+            applied: counter(
+                "applied_versions_total",
+                "Versions applied: a new dossier or a newer version.",
+            ),
+            duplicates: counter(
+                "duplicate_versions_total",
+                "Byte-identical redeliveries, ignored.",
+            ),
+            stale: counter(
+                "stale_versions_total",
+                "Versions older than the one held, ignored.",
+            ),
+            retractions: counter(
+                "retracted_versions_total",
+                "Older versions retracted by a newer one.",
+            ),
+            late: counter_vec(
+                "late_versions_total",
+                "Applied versions by lateness band (days after the day they count for).",
+                LABEL_BAND,
+            ),
+            beyond_horizon: counter(
+                "beyond_horizon_versions_total",
+                "Versions older than the horizon, dead-lettered.",
+            ),
+            invalid: counter_vec(
+                "invalid_messages_total",
+                "Messages on the events topic that are not valid events, dead-lettered.",
+                LABEL_REASON,
+            ),
+            replayed: counter(
+                "replayed_messages_total",
+                "Messages replayed after a restart or rebalance and skipped.",
+            ),
+            offset_gaps: counter(
+                "offset_gaps_total",
+                "Times a partition resumed past its checkpoint's offset: messages gone from Kafka.",
+            ),
             checkpoint_seconds,
             checkpoints: counter("checkpoints_total", "Partition checkpoints written."),
             lag,
             partitions_owned: gauge("partitions_owned", "Partitions this worker owns."),
             dossiers: gauge("dossiers", "Live dossiers held by this worker."),
-            newest_event_seconds: gauge("newest_event_timestamp_seconds", "Newest updated_at reflected in this worker's windows."),
-            freshness_seconds: gauge("window_freshness_seconds", "Now minus the newest updated_at reflected in this worker's windows, at the last refresh."),
+            newest_event_seconds: gauge(
+                "newest_event_timestamp_seconds",
+                "Newest updated_at reflected in this worker's windows.",
+            ),
+            freshness_seconds: gauge(
+                "window_freshness_seconds",
+                "Now minus the newest updated_at reflected in this worker's windows, at the last refresh.",
+            ),
             registry,
         }
     }

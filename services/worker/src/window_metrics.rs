@@ -37,7 +37,12 @@ pub struct WindowMetricsConfig {
 
 impl Default for WindowMetricsConfig {
     fn default() -> Self {
-        Self { refresh: Duration::from_secs(15), min_volume: 20, communes: false, commune_series_budget: 20_000 }
+        Self {
+            refresh: Duration::from_secs(15),
+            min_volume: 20,
+            communes: false,
+            commune_series_budget: 20_000,
+        }
     }
 }
 
@@ -115,13 +120,42 @@ impl WindowMetrics {
     ) -> Vec<MetricFamily> {
         use labels::*;
         let reg = Registry::new();
-        let base = [SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, PROVINCE, PROVINCE_NAME];
+        let base = [
+            SERVICE,
+            SERVICE_NAME,
+            ESSENTIAL,
+            PROGRAMME,
+            PROVINCE,
+            PROVINCE_NAME,
+        ];
         let with = |extra: &'static str| base.iter().copied().chain([extra]).collect::<Vec<_>>();
-        let received = gauge(&reg, NAMES[0], "Dossiers received in the 30 days ending today (ICT), by channel; this worker's partitions.", &with(CHANNEL));
-        let finished = gauge(&reg, NAMES[1], "Dossiers finished in the 30 days ending today, by timeliness; this worker's partitions.", &with(TIMELINESS));
-        let pending = gauge(&reg, NAMES[2], "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.", &with(STATE));
+        let received = gauge(
+            &reg,
+            NAMES[0],
+            "Dossiers received in the 30 days ending today (ICT), by channel; this worker's partitions.",
+            &with(CHANNEL),
+        );
+        let finished = gauge(
+            &reg,
+            NAMES[1],
+            "Dossiers finished in the 30 days ending today, by timeliness; this worker's partitions.",
+            &with(TIMELINESS),
+        );
+        let pending = gauge(
+            &reg,
+            NAMES[2],
+            "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.",
+            &with(STATE),
+        );
         for r in service_rows {
-            let b = [key(r, "service_id"), key(r, "service_short_name"), key(r, "essential"), key(r, "programme"), key(r, "province_code"), key(r, "province_name")];
+            let b = [
+                key(r, "service_id"),
+                key(r, "service_short_name"),
+                key(r, "essential"),
+                key(r, "programme"),
+                key(r, "province_code"),
+                key(r, "province_name"),
+            ];
             let l = |x: &'static str| b.iter().map(String::as_str).chain([x]).collect::<Vec<_>>();
             let c = &r.counts;
             // Every channel, zeros included, so a rate of 0% is a rate and not a gap.
@@ -130,12 +164,23 @@ impl WindowMetrics {
             received.with_label_values(&l("postal")).set(c.postal);
             finished.with_label_values(&l("on_time")).set(c.on_time);
             finished.with_label_values(&l("overdue")).set(c.overdue);
-            finished.with_label_values(&l("no_due")).set(c.finished_no_due);
-            pending.with_label_values(&l("within")).set(c.pending_within);
-            pending.with_label_values(&l("overdue")).set(c.pending_overdue);
+            finished
+                .with_label_values(&l("no_due"))
+                .set(c.finished_no_due);
+            pending
+                .with_label_values(&l("within"))
+                .set(c.pending_within);
+            pending
+                .with_label_values(&l("overdue"))
+                .set(c.pending_overdue);
         }
         if let Some(rows) = commune_rows {
-            let g = gauge(&reg, NAMES[3], "Dossiers received in the 30 days ending today per commune, by channel (largest communes within the series budget; the rest as commune=\"other\").", &[SERVICE, PROVINCE, COMMUNE, COMMUNE_NAME, CHANNEL]);
+            let g = gauge(
+                &reg,
+                NAMES[3],
+                "Dossiers received in the 30 days ending today per commune, by channel (largest communes within the series budget; the rest as commune=\"other\").",
+                &[SERVICE, PROVINCE, COMMUNE, COMMUNE_NAME, CHANNEL],
+            );
             let mut rows: Vec<&WindowRow> = rows.iter().filter(|r| r.counts.total > 0).collect();
             rows.sort_by_key(|r| std::cmp::Reverse(r.counts.total));
             let per_row = 3;
@@ -148,7 +193,14 @@ impl WindowMetrics {
                 if used + per_row + other.len() * per_row + per_row <= cfg.commune_series_budget {
                     let (code, name) = (key(r, "commune_code"), key(r, "commune_name"));
                     for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
-                        g.with_label_values(&[svc.as_str(), prov.as_str(), code.as_str(), name.as_str(), ch]).set(v);
+                        g.with_label_values(&[
+                            svc.as_str(),
+                            prov.as_str(),
+                            code.as_str(),
+                            name.as_str(),
+                            ch,
+                        ])
+                        .set(v);
                     }
                     used += per_row;
                 } else {
@@ -160,19 +212,36 @@ impl WindowMetrics {
             }
             for ((svc, prov), c) in other {
                 for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
-                    g.with_label_values(&[svc.as_str(), prov.as_str(), "other", "", ch]).set(v);
+                    g.with_label_values(&[svc.as_str(), prov.as_str(), "other", "", ch])
+                        .set(v);
                 }
             }
         }
-        let info = gauge(&reg, NAMES[4], "1 for every service of the catalogue.", &[SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, AGENCY]);
+        let info = gauge(
+            &reg,
+            NAMES[4],
+            "1 for every service of the catalogue.",
+            &[SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, AGENCY],
+        );
         for s in reference.services.services() {
             let programme = match s.programme {
                 Programme::Da06 => "DA06",
                 Programme::Qd422 => "QD422",
             };
-            info.with_label_values(&[s.id.as_str(), s.short_name_vi.as_str(), "true", programme, s.agency.as_str()]).set(1);
+            info.with_label_values(&[
+                s.id.as_str(),
+                s.short_name_vi.as_str(),
+                "true",
+                programme,
+                s.agency.as_str(),
+            ])
+            .set(1);
         }
-        let guard = prometheus::IntGauge::new(NAMES[5], "Minimum 30-day volume before a low online rate alerts.").expect("valid metric");
+        let guard = prometheus::IntGauge::new(
+            NAMES[5],
+            "Minimum 30-day volume before a low online rate alerts.",
+        )
+        .expect("valid metric");
         guard.set(cfg.min_volume as i64);
         reg.register(Box::new(guard)).expect("unique metric");
         reg.gather()
@@ -186,7 +255,11 @@ impl WindowMetrics {
         let q = WindowQuery::rolling(today, vec![GroupKey::Service, GroupKey::Province], None);
         let services = window_from_buckets(&worker.dims, batches.clone(), &q).await?;
         let communes = if cfg.communes {
-            let q = WindowQuery::rolling(today, vec![GroupKey::Service, GroupKey::Province, GroupKey::Commune], None);
+            let q = WindowQuery::rolling(
+                today,
+                vec![GroupKey::Service, GroupKey::Province, GroupKey::Commune],
+                None,
+            );
             Some(window_from_buckets(&worker.dims, batches, &q).await?.rows)
         } else {
             None
@@ -194,7 +267,10 @@ impl WindowMetrics {
         let families = Self::build(reference, cfg, &services.rows, communes.as_deref());
         let newest = worker.metrics.newest_event_seconds.get();
         if newest > 0 {
-            worker.metrics.freshness_seconds.set((worker.clock)().timestamp() - newest);
+            worker
+                .metrics
+                .freshness_seconds
+                .set((worker.clock)().timestamp() - newest);
         }
         *self.families.write().expect("families lock") = families;
         Ok(())
@@ -220,7 +296,12 @@ mod tests {
                 ("commune_code", s(commune)),
                 ("commune_name", s(&format!("Xã {commune}"))),
             ],
-            counts: Counts { total: online + in_person, online, in_person, ..Counts::default() },
+            counts: Counts {
+                total: online + in_person,
+                online,
+                in_person,
+                ..Counts::default()
+            },
         }
     }
 
@@ -230,7 +311,11 @@ mod tests {
             .filter(|f| f.name() == name)
             .flat_map(|f| f.get_metric().iter())
             .map(|m| {
-                let labels = m.get_label().iter().map(|l| (l.name().to_string(), l.value().to_string())).collect();
+                let labels = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name().to_string(), l.value().to_string()))
+                    .collect();
                 (labels, m.get_gauge().get_value())
             })
             .collect()
@@ -239,19 +324,36 @@ mod tests {
     #[test]
     fn every_channel_is_exported_even_at_zero() {
         let cfg = WindowMetricsConfig::default();
-        let fams = WindowMetrics::build(&Reference::embedded(), &cfg, &[row("DA06-09", "56", "", 0, 7)], None);
+        let fams = WindowMetrics::build(
+            &Reference::embedded(),
+            &cfg,
+            &[row("DA06-09", "56", "", 0, 7)],
+            None,
+        );
         let received = series(&fams, NAMES[0]);
         assert_eq!(received.len(), 3);
-        let online = received.iter().find(|(l, _)| l.contains(&("channel".into(), "online".into()))).unwrap();
+        let online = received
+            .iter()
+            .find(|(l, _)| l.contains(&("channel".into(), "online".into())))
+            .unwrap();
         assert_eq!(online.1, 0.0);
-        assert_eq!(series(&fams, NAMES[4]).len(), Reference::embedded().services.services().len());
+        assert_eq!(
+            series(&fams, NAMES[4]).len(),
+            Reference::embedded().services.services().len()
+        );
         assert_eq!(series(&fams, NAMES[5])[0].1, 20.0);
     }
 
     #[test]
     fn communes_stay_within_the_budget_and_the_rest_sums_into_other() {
-        let cfg = WindowMetricsConfig { communes: true, commune_series_budget: 18, ..Default::default() };
-        let rows: Vec<WindowRow> = (1..=20).map(|i| row("DA06-03", "56", &format!("{i:05}"), i, 1)).collect();
+        let cfg = WindowMetricsConfig {
+            communes: true,
+            commune_series_budget: 18,
+            ..Default::default()
+        };
+        let rows: Vec<WindowRow> = (1..=20)
+            .map(|i| row("DA06-03", "56", &format!("{i:05}"), i, 1))
+            .collect();
         let fams = WindowMetrics::build(&Reference::embedded(), &cfg, &[], Some(&rows));
         let s = series(&fams, NAMES[3]);
         assert!(s.len() <= 18, "{} series", s.len());
@@ -262,8 +364,16 @@ mod tests {
                 .map(|(_, v)| v)
                 .sum()
         };
-        assert_eq!(online(&|_| true), (1..=20).sum::<i64>() as f64, "nothing is lost");
-        assert_eq!(online(&|c| c == "00020"), 20.0, "the largest commune keeps its own series");
+        assert_eq!(
+            online(&|_| true),
+            (1..=20).sum::<i64>() as f64,
+            "nothing is lost"
+        );
+        assert_eq!(
+            online(&|c| c == "00020"),
+            20.0,
+            "the largest commune keeps its own series"
+        );
         assert!(online(&|c| c == "other") > 0.0);
     }
 }

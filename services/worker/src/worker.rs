@@ -8,10 +8,11 @@ use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use dvc_pulse_ingest::gateway::Clock;
-use dvc_pulse_model::event::{format_ts, ict};
 use dvc_pulse_model::Reference;
+use dvc_pulse_model::event::{format_ts, ict};
 use dvc_pulse_rollup::{
-    Dims, PartitionState, SeriesTable, WindowQuery, WindowTable, series_from_buckets, window_from_buckets,
+    Dims, PartitionState, SeriesTable, WindowQuery, WindowTable, series_from_buckets,
+    window_from_buckets,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +44,13 @@ impl Owned {
 
     pub(crate) fn new(state: PartitionState) -> Self {
         let g = state.generation;
-        Owned { state, cache: None, seeked: false, sought_to: None, checkpointed: g }
+        Owned {
+            state,
+            cache: None,
+            seeked: false,
+            sought_to: None,
+            checkpointed: g,
+        }
     }
 }
 
@@ -128,7 +135,10 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("id", &self.id).field("topic", &self.topic).finish()
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
@@ -173,12 +183,22 @@ impl Worker {
 
     /// The partitions whose state is loaded here (assigned and seen since).
     pub fn owned_partitions(&self) -> Vec<i32> {
-        self.owned.lock().expect("owned lock").keys().copied().collect()
+        self.owned
+            .lock()
+            .expect("owned lock")
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// The partitions the group assigned to this worker.
     pub fn assigned_partitions(&self) -> Vec<i32> {
-        self.assigned.lock().expect("assigned lock").iter().copied().collect()
+        self.assigned
+            .lock()
+            .expect("assigned lock")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// The live buckets of the partitions loaded here (cached per state generation).
@@ -195,12 +215,15 @@ impl Worker {
             let mut owned = self.owned.lock().expect("owned lock");
             for (p, o) in owned.iter_mut() {
                 batches.push(o.buckets());
-                parts.insert(*p, PartitionAsOf {
-                    partition: *p,
-                    offset: o.state.next_offset,
-                    source: "live",
-                    newest_event: event_time(o.state.newest_event_us),
-                });
+                parts.insert(
+                    *p,
+                    PartitionAsOf {
+                        partition: *p,
+                        offset: o.state.next_offset,
+                        source: "live",
+                        newest_event: event_time(o.state.newest_event_us),
+                    },
+                );
             }
         }
         let mut remote = self.remote.lock().await;
@@ -209,25 +232,43 @@ impl Worker {
                 continue;
             }
             let Some(m) = self.store.manifest(&self.topic, p).await? else {
-                parts.insert(p, PartitionAsOf { partition: p, offset: 0, source: "empty", newest_event: None });
+                parts.insert(
+                    p,
+                    PartitionAsOf {
+                        partition: p,
+                        offset: 0,
+                        source: "empty",
+                        newest_event: None,
+                    },
+                );
                 continue;
             };
             if remote.get(&p).is_none_or(|(f, _)| *f != m.buckets_file) {
                 remote.insert(p, (m.buckets_file.clone(), self.store.buckets(&m).await?));
             }
             batches.extend(remote[&p].1.iter().cloned());
-            parts.insert(p, PartitionAsOf {
-                partition: p,
-                offset: m.next_offset,
-                source: "checkpoint",
-                newest_event: event_time(m.newest_event_us),
-            });
+            parts.insert(
+                p,
+                PartitionAsOf {
+                    partition: p,
+                    offset: m.next_offset,
+                    source: "checkpoint",
+                    newest_event: event_time(m.newest_event_us),
+                },
+            );
         }
         drop(remote);
-        let newest = parts.values().filter_map(|p| p.newest_event.clone()).max_by(|a, b| {
-            let t = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
-            t(a).cmp(&t(b))
-        });
+        let newest = parts
+            .values()
+            .filter_map(|p| p.newest_event.clone())
+            .max_by(|a, b| {
+                let t = |s: &str| {
+                    DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.with_timezone(&Utc))
+                        .ok()
+                };
+                t(a).cmp(&t(b))
+            });
         let as_of = AsOf {
             newest_event: newest,
             computed_at: format_ts(&(self.clock)().with_timezone(&ict())),
@@ -254,7 +295,11 @@ impl Worker {
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
