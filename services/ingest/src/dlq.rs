@@ -37,6 +37,35 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// Builds the record for a valid-looking message refused after the gateway (by a
+    /// worker: not an event, or beyond the horizon). The payload is a canonical event, so
+    /// it holds no personal data and is kept whole when it is a JSON object.
+    pub fn for_message(
+        reason: &str,
+        detail: &str,
+        raw: &[u8],
+        origin: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            reason: reason.to_string(),
+            field: None,
+            detail: detail.to_string(),
+            shape: Some("canonical".to_string()),
+            payload: serde_json::from_slice::<Value>(raw)
+                .ok()
+                .and_then(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                }),
+            payload_sha256: hex::encode(Sha256::digest(raw)),
+            payload_bytes: raw.len(),
+            origin: origin.to_string(),
+            index: 0,
+            rejected_at: format_ts(&now.fixed_offset()),
+        }
+    }
+
     /// Builds the record for a rejected input.
     pub fn new(
         rejected: &Rejected,

@@ -375,16 +375,8 @@ pub(crate) fn series_sql(q: &WindowQuery) -> String {
         "overdue",
         "finished_no_due",
     ];
-    let sources = [
-        "received",
-        "online",
-        "in_person",
-        "postal",
-        "finished",
-        "on_time",
-        "overdue",
-        "finished_no_due",
-    ];
+    // The received and finished measures, under their bucket column names.
+    let sources = Measure::ALL[..flows.len()].iter().map(|m| m.column());
     let daily_sums: Vec<String> = flows
         .iter()
         .zip(sources)

@@ -14,7 +14,7 @@ use crate::worker::{Owned, Worker};
 use dvc_pulse_ingest::config::{KafkaConfig, TopicsConfig};
 use dvc_pulse_ingest::dlq::DeadLetter;
 use dvc_pulse_ingest::sink::{Destination, KafkaSink, Message};
-use dvc_pulse_model::event::{format_ts, ict};
+use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_rollup::fact::day_number;
 use dvc_pulse_rollup::{Outcome, content_hash};
@@ -24,7 +24,6 @@ use rdkafka::consumer::{
 use rdkafka::message::Message as _;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -277,7 +276,8 @@ async fn apply(
         }
     }
     let now = (worker.clock)();
-    let origin = format!("{}/{p}@{off}", worker.topic);
+    // Only dead letters need it; built on that rare path.
+    let origin = || format!("{}/{p}@{off}", worker.topic);
     let event: DossierEvent = match serde_json::from_slice(payload) {
         Ok(e) => e,
         Err(e) => {
@@ -291,7 +291,7 @@ async fn apply(
                 reason,
                 &e.to_string(),
                 payload,
-                &origin,
+                origin(),
                 now,
                 None,
             ));
@@ -332,7 +332,7 @@ async fn apply(
                 Reason::BeyondHorizon,
                 &detail,
                 payload,
-                &origin,
+                origin(),
                 now,
                 Some(&event.dossier_id),
             ));
@@ -347,25 +347,11 @@ fn dead_letter(
     reason: Reason,
     detail: &str,
     payload: &[u8],
-    origin: &str,
+    origin: String,
     now: chrono::DateTime<chrono::Utc>,
     key: Option<&str>,
 ) -> Message {
-    let object = serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| v.as_object().cloned());
-    let d = DeadLetter {
-        reason: reason.as_str().to_string(),
-        field: None,
-        detail: detail.to_string(),
-        shape: Some("canonical".into()),
-        payload: object,
-        payload_sha256: hex::encode(Sha256::digest(payload)),
-        payload_bytes: payload.len(),
-        origin: origin.to_string(),
-        index: 0,
-        rejected_at: format_ts(&now.with_timezone(&ict())),
-    };
+    let d = DeadLetter::for_message(reason.as_str(), detail, payload, &origin, now);
     Message {
         to: Destination::DeadLetter,
         key: key.map(str::to_string),
