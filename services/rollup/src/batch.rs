@@ -5,7 +5,7 @@ use crate::dims::Dims;
 use crate::error::RollupError;
 use crate::fact::Measure;
 use crate::query::{self, Source, WindowQuery, WindowTable};
-use crate::state::{NO_AGENCY, PartitionState};
+use crate::state::{BucketKey, Counts, NO_AGENCY, PartitionState};
 use datafusion::arrow::array::{
     ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
     UInt8Builder, UInt64Builder,
@@ -116,7 +116,18 @@ pub static BUCKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 impl PartitionState {
     /// The daily buckets as one Arrow batch, sorted by day.
     pub fn buckets_batch(&self) -> RecordBatch {
-        let mut keys: Vec<_> = self.buckets.iter().collect();
+        self.rows_batch(self.buckets.iter().collect())
+    }
+
+    /// Bucket rows that, added to [`PartitionState::buckets_batch`], give the buckets as
+    /// they were at ingestion time `as_of_ms` (see [`crate::history`]); `None` when
+    /// nothing was read after it.
+    pub fn undo_batch(&self, as_of_ms: i64) -> Option<RecordBatch> {
+        let undo = self.history.undo_after(as_of_ms);
+        (!undo.is_empty()).then(|| self.rows_batch(undo.iter().collect()))
+    }
+
+    fn rows_batch(&self, mut keys: Vec<(&BucketKey, &Counts)>) -> RecordBatch {
         keys.sort_unstable_by_key(|(k, _)| **k);
         let n = keys.len();
         let mut day = Date32Builder::with_capacity(n);

@@ -19,6 +19,14 @@ pub enum RollupError {
     /// Arrow failed building or reading a batch.
     #[error("arrow: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// Writing an output file (XLSX, Parquet) failed.
+    #[error("writing {format}: {detail}")]
+    Export {
+        /// Output format.
+        format: &'static str,
+        /// What failed.
+        detail: String,
+    },
     /// A checkpoint or state file does not hold what it should.
     #[error("corrupt state in {what}: {detail}")]
     Corrupt {

@@ -5,12 +5,14 @@
 //! dossier contributes, and the definitions), [`state`] (one partition's state),
 //! [`dims`] (reference tables the SQL joins), [`query`] (window SQL and its result),
 //! [`batch`] (Arrow batches in and out, and the two query paths), [`persist`] (the
-//! dossier table of a checkpoint), [`report`] (report number formats).
+//! dossier table of a checkpoint), [`history`] (revisions by ingestion time, for windows
+//! as of a moment), [`report`] (report layouts and formats).
 
 pub mod batch;
 pub mod dims;
 pub mod error;
 pub mod fact;
+pub mod history;
 pub mod persist;
 pub mod query;
 pub mod report;

@@ -478,7 +478,7 @@ impl Counts {
         self
     }
 
-    fn add(&mut self, o: &Counts) {
+    pub(crate) fn add(&mut self, o: &Counts) {
         self.total += o.total;
         self.online += o.online;
         self.in_person += o.in_person;

@@ -2,6 +2,7 @@
 //! to. Synchronous and clock-free: "today" is an argument.
 
 use crate::fact::{Days, Measure, NO_DAY, ict_day};
+use crate::history::{Change, History, Revision};
 use dvc_pulse_model::{DossierEvent, Status};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -121,6 +122,8 @@ pub struct PartitionState {
     pub newest_event_us: i64,
     /// Bumped on every change, so readers can cache derived batches.
     pub generation: u64,
+    /// Revisions by ingestion time, for windows as of a moment.
+    pub history: History,
 }
 
 impl PartitionState {
@@ -133,10 +136,50 @@ impl PartitionState {
         today: i32,
         horizon_days: i32,
     ) -> Outcome {
+        self.apply_entry(e, content, today, horizon_days).0
+    }
+
+    /// [`PartitionState::apply`], recording the revision in [`PartitionState::history`]
+    /// with its Kafka offset and ingestion time (ms).
+    pub fn apply_logged(
+        &mut self,
+        e: &DossierEvent,
+        content: u64,
+        today: i32,
+        horizon_days: i32,
+        offset: i64,
+        at_ms: i64,
+    ) -> Outcome {
+        let (outcome, old, new) = self.apply_entry(e, content, today, horizon_days);
+        let change = match outcome {
+            Outcome::Applied { replaced: false, .. } => Change::New,
+            Outcome::Applied { replaced: true, .. } => Change::Corrected,
+            Outcome::Duplicate => Change::Duplicate,
+            Outcome::Stale => Change::Stale,
+            Outcome::BeyondHorizon { .. } => return outcome,
+        };
+        self.history.push(Revision {
+            at_ms,
+            offset,
+            dossier_id: e.dossier_id.as_str().into(),
+            change,
+            old,
+            new: new.expect("every outcome but BeyondHorizon has an entry"),
+        });
+        outcome
+    }
+
+    fn apply_entry(
+        &mut self,
+        e: &DossierEvent,
+        content: u64,
+        today: i32,
+        horizon_days: i32,
+    ) -> (Outcome, Option<Entry>, Option<Entry>) {
         let days = Days::of(e);
         let day = days.map_or_else(|| ict_day(&e.updated_at), |d| d.received);
         if day < today - horizon_days {
-            return Outcome::BeyondHorizon { day };
+            return (Outcome::BeyondHorizon { day }, None, None);
         }
         let key = dossier_key(&e.dossier_id);
         let entry = Entry {
@@ -161,8 +204,8 @@ impl PartitionState {
         let old = self.dossiers.get(&key).copied();
         if let Some(old) = old {
             match entry.version().cmp(&old.version()) {
-                std::cmp::Ordering::Equal => return Outcome::Duplicate,
-                std::cmp::Ordering::Less => return Outcome::Stale,
+                std::cmp::Ordering::Equal => return (Outcome::Duplicate, Some(old), Some(entry)),
+                std::cmp::Ordering::Less => return (Outcome::Stale, Some(old), Some(entry)),
                 std::cmp::Ordering::Greater => self.contribute(&old, -1),
             }
         }
@@ -170,10 +213,11 @@ impl PartitionState {
         self.dossiers.insert(key, entry);
         self.newest_event_us = self.newest_event_us.max(entry.updated_us);
         self.generation += 1;
-        Outcome::Applied {
+        let outcome = Outcome::Applied {
             replaced: old.is_some(),
             lateness_days: (today - day).max(0),
-        }
+        };
+        (outcome, old, Some(entry))
     }
 
     fn contribute(&mut self, e: &Entry, sign: i64) {

@@ -1,0 +1,106 @@
+//! XLSX output: the annex as printed, with its two header rows, merged group titles,
+//! the "Tổng" row in bold and rows below 50% online in red.
+
+use super::{Cell, Report};
+use crate::error::RollupError;
+use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, XlsxError};
+
+/// Name of the one worksheet.
+pub const SHEET: &str = "Phụ lục";
+
+fn err(e: XlsxError) -> RollupError {
+    RollupError::Export {
+        format: "xlsx",
+        detail: e.to_string(),
+    }
+}
+
+/// The report as an XLSX workbook. Layout: title (row 1), period (row 2), locality
+/// (row 3, may be empty), a blank row, two header rows, then the rows and "Tổng".
+/// Rates are written as the annexes write them (text like `87,76%`), counts as numbers.
+pub fn to_xlsx(r: &Report) -> Result<Vec<u8>, RollupError> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(SHEET).map_err(err)?;
+    let n = r.columns.len() as u16;
+    let title = Format::new().set_bold().set_align(FormatAlign::Center);
+    let centred = Format::new().set_align(FormatAlign::Center);
+    let head = Format::new()
+        .set_bold()
+        .set_text_wrap()
+        .set_align(FormatAlign::Center)
+        .set_align(FormatAlign::VerticalCenter)
+        .set_border(FormatBorder::Thin)
+        .set_background_color(Color::RGB(0xDDEBF7));
+    let cell = Format::new().set_border(FormatBorder::Thin).set_text_wrap();
+    let red = cell
+        .clone()
+        .set_font_color(Color::RGB(0x9C0006))
+        .set_background_color(Color::RGB(0xFFC7CE));
+    let bold = cell.clone().set_bold();
+    ws.merge_range(0, 0, 0, n - 1, &r.title.to_uppercase(), &title)
+        .map_err(err)?;
+    ws.merge_range(1, 0, 1, n - 1, &format!("({})", r.period), &centred)
+        .map_err(err)?;
+    ws.merge_range(2, 0, 2, n - 1, r.place.as_deref().unwrap_or(""), &centred)
+        .map_err(err)?;
+    let (h1, h2) = (4u32, 5u32);
+    let mut c = 0usize;
+    while c < r.columns.len() {
+        let col = &r.columns[c];
+        match col.group {
+            None => {
+                ws.merge_range(h1, c as u16, h2, c as u16, col.vi, &head)
+                    .map_err(err)?;
+                c += 1;
+            }
+            Some(g) => {
+                let end = c + r.columns[c..]
+                    .iter()
+                    .take_while(|o| o.group == Some(g))
+                    .count();
+                if end - c > 1 {
+                    ws.merge_range(h1, c as u16, h1, end as u16 - 1, g, &head)
+                        .map_err(err)?;
+                } else {
+                    ws.write_string_with_format(h1, c as u16, g, &head)
+                        .map_err(err)?;
+                }
+                for (i, o) in r.columns[c..end].iter().enumerate() {
+                    ws.write_string_with_format(h2, (c + i) as u16, o.vi, &head)
+                        .map_err(err)?;
+                }
+                c = end;
+            }
+        }
+    }
+    let mut row = h2 + 1;
+    let body = r.rows.iter().enumerate().map(|(i, cells)| {
+        let f = if r.below_half.contains(&i) { &red } else { &cell };
+        (cells, f)
+    });
+    for (cells, f) in body.chain(r.total.iter().map(|t| (t, &bold))) {
+        for (c, v) in cells.iter().enumerate() {
+            let c = c as u16;
+            match v {
+                Cell::Empty | Cell::Float(None) => ws.write_blank(row, c, f),
+                Cell::Int(x) => ws.write_number_with_format(row, c, *x as f64, f),
+                Cell::Float(Some(x)) => ws.write_number_with_format(row, c, *x, f),
+                Cell::Text(s) => ws.write_string_with_format(row, c, s, f),
+            }
+            .map_err(err)?;
+        }
+        row += 1;
+    }
+    for (c, col) in r.columns.iter().enumerate() {
+        let width = match col.key {
+            "stt" => 5.0,
+            "service_vi" | "service_name" => 60.0,
+            _ if col.kind == super::Kind::Text => 18.0,
+            _ => 12.0,
+        };
+        ws.set_column_width(c as u16, width).map_err(err)?;
+    }
+    ws.set_freeze_panes(h2 + 1, 0).map_err(err)?;
+    wb.save_to_buffer().map_err(err)
+}
