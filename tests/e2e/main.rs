@@ -11,4 +11,5 @@ mod import;
 mod kcat;
 mod metrics;
 mod prometheus;
+mod reports;
 mod windows;

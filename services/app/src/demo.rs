@@ -172,7 +172,7 @@ async fn tally(
                     cfg.topics.events, dossiers.len(), cfg.topics.dead_letter, detail.join(", "));
                 let today = Utc::now().with_timezone(&ict()).date_naive();
                 let q = dvc_pulse_rollup::WindowQuery::rolling(today, vec![], None);
-                match worker.snapshot(&q).await {
+                match worker.snapshot(&q, None).await {
                     Ok(s) => println!("  30-day window to {today}: {} received, {} online ({}), {} pending",
                         s.table.totals.total, s.table.totals.online,
                         s.table.totals.online_rate.map_or("-".into(), |r| format!("{r:.2}%")),

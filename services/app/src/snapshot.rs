@@ -93,3 +93,47 @@ pub async fn from_file(
         input: summary,
     })
 }
+
+/// `dvc-pulse snapshot --url` and `dvc-pulse diff`: asks a running worker. `path` is the
+/// API path, `params` its query; `progress(bytes read, total if known)` is called as the
+/// body arrives. Returns the content type and body; an API error becomes
+/// [`AppError::Http`] with the worker's code and detail.
+pub async fn from_url(
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<(String, Vec<u8>), AppError> {
+    let mut url = reqwest::Url::parse(base)
+        .and_then(|u| u.join(path))
+        .map_err(|e| AppError::Config(format!("--url {base}: {e}")))?;
+    for (k, v) in params {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    let http = |e: reqwest::Error| AppError::Http(format!("{url}: {e}"));
+    let mut resp = reqwest::get(url.clone()).await.map_err(http)?;
+    let status = resp.status();
+    let total = resp.content_length();
+    let kind = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(http)? {
+        body.extend_from_slice(&chunk);
+        progress(body.len() as u64, total);
+    }
+    if !status.is_success() {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        return Err(AppError::Http(format!(
+            "{status}: {} ({})",
+            v["error"].as_str().unwrap_or("error"),
+            v["detail"]
+                .as_str()
+                .unwrap_or_else(|| std::str::from_utf8(&body).unwrap_or(""))
+        )));
+    }
+    Ok((kind, body))
+}

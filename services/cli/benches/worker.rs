@@ -209,7 +209,7 @@ fn state_and_recovery(rt: &tokio::runtime::Runtime) {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     let started = Instant::now();
-    let (back, _) = rt.block_on(store.load("bench", 0)).unwrap();
+    let (back, _) = rt.block_on(store.load("bench", 0, 0)).unwrap();
     let load = started.elapsed();
     assert_eq!(back.dossier_count(), N as usize);
     println!(

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use dvc_pulse_app::simulate::{Options, Target, TruthWindow};
 use dvc_pulse_app::{Config, EmbeddedBroker, telemetry};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 /// Live online-rate analytics for Vietnamese public-service dossiers.
@@ -112,9 +113,30 @@ enum Command {
     Worker,
     /// Compute a window straight from an export of events (NDJSON, JSON array or CSV).
     Snapshot {
-        /// The export.
+        /// An export of events (NDJSON or DVCQG JSON) to compute the window from.
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        input: Option<PathBuf>,
+        /// A running worker to ask instead, e.g. http://127.0.0.1:8081.
         #[arg(long)]
-        input: PathBuf,
+        url: Option<String>,
+        /// The window as known at this moment (RFC 3339, or a day: its end); needs --url.
+        #[arg(long, requires = "url")]
+        as_of: Option<String>,
+        /// table, annex (online reception) or processing.
+        #[arg(long, default_value = "table")]
+        layout: String,
+        /// CSV header: keys (machine names) or vi (Vietnamese titles).
+        #[arg(long, default_value = "keys")]
+        header: String,
+        /// Annex services: ids separated by commas, A..B for a catalogue range.
+        #[arg(long)]
+        services: Option<String>,
+        /// Annex programme when --services is absent: DA06 or QD422.
+        #[arg(long)]
+        programme: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
         /// First day, YYYY-MM-DD (default: --to minus 29 days).
         #[arg(long)]
         from: Option<chrono::NaiveDate>,
@@ -128,12 +150,36 @@ enum Command {
         /// Only this unit and everything under it.
         #[arg(long)]
         locality: Option<String>,
-        /// json or csv.
+        /// json, csv, xlsx or parquet.
         #[arg(long, default_value = "json")]
         format: String,
         /// Ignore versions older than this many days before today, as a worker does.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "url")]
         horizon_days: Option<i32>,
+    },
+    /// What changed in a window between two moments, and why, from a running worker.
+    Diff {
+        /// The worker, e.g. http://127.0.0.1:8081.
+        #[arg(long)]
+        url: String,
+        /// First day, YYYY-MM-DD (default: --to minus 29 days).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Groupings, comma-separated.
+        #[arg(long, default_value = "service")]
+        group_by: String,
+        /// Only this unit and everything under it.
+        #[arg(long)]
+        locality: Option<String>,
+        /// The earlier moment (a snapshot's as_of.at).
+        #[arg(long)]
+        as_of_a: String,
+        /// The later moment (default: now).
+        #[arg(long)]
+        as_of_b: Option<String>,
     },
     /// Print the SHA-256 of a token, for ingest.token_sha256.
     HashToken {
@@ -175,6 +221,13 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
         }
         Command::Snapshot {
             input,
+            url,
+            as_of,
+            layout,
+            header,
+            services,
+            programme,
+            output,
             from,
             to,
             group_by,
@@ -182,43 +235,112 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             format,
             horizon_days,
         } => {
+            let opts = dvc_pulse_worker::export::ReportOptions::parse(
+                Some(&layout),
+                Some(&header),
+                Some(&format),
+                services.clone(),
+                programme.clone(),
+            )?;
+            let binary = matches!(format.as_str(), "xlsx" | "parquet");
             anyhow::ensure!(
-                format == "json" || format == "csv",
-                "--format takes json or csv"
+                output.is_some() || !binary || !std::io::stdout().is_terminal(),
+                "--format {format} writes a binary file: give --output FILE"
             );
-            let now = chrono::Utc::now();
-            let to = to.unwrap_or_else(|| {
-                now.with_timezone(&dvc_pulse_model::event::ict())
-                    .date_naive()
-            });
-            let q = dvc_pulse_rollup::WindowQuery {
-                from: from.unwrap_or(to - chrono::Duration::days(29)),
-                to,
-                group_by: dvc_pulse_rollup::GroupKey::parse_list(&group_by)?,
-                locality,
-            };
             let bar = indicatif::ProgressBar::new(0).with_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")?,
             );
-            let s = dvc_pulse_app::snapshot::from_file(
-                &cfg,
-                &input,
-                &q,
-                now,
-                horizon_days,
-                |read, total| {
-                    bar.set_length(total);
-                    bar.set_position(read);
-                },
-            )
-            .await?;
-            bar.finish_and_clear();
-            if format == "csv" {
-                print!("{}", dvc_pulse_worker::api::to_csv(&s.table));
-                eprintln!("{}", serde_json::to_string(&s.input)?);
+            let body = if let Some(url) = url {
+                let mut params: Vec<(&str, String)> = vec![
+                    ("group_by", group_by),
+                    ("format", format),
+                    ("layout", layout),
+                    ("header", header),
+                ];
+                let opt = [
+                    ("from", from.map(|d| d.to_string())),
+                    ("to", to.map(|d| d.to_string())),
+                    ("locality", locality),
+                    ("as_of", as_of),
+                    ("services", services),
+                    ("programme", programme),
+                ];
+                params.extend(opt.into_iter().filter_map(|(k, v)| Some((k, v?))));
+                let (_, body) = dvc_pulse_app::snapshot::from_url(
+                    &url,
+                    "/v1/windows",
+                    &params,
+                    |read, total| {
+                        bar.set_length(total.unwrap_or(read));
+                        bar.set_position(read);
+                    },
+                )
+                .await?;
+                body
             } else {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                let input = input.expect("clap requires --input or --url");
+                let now = chrono::Utc::now();
+                let to = to.unwrap_or_else(|| {
+                    now.with_timezone(&dvc_pulse_model::event::ict())
+                        .date_naive()
+                });
+                let group_by = if opts.layout == dvc_pulse_rollup::report::Layout::Table {
+                    group_by
+                } else {
+                    "service".into()
+                };
+                let q = dvc_pulse_rollup::WindowQuery {
+                    from: from.unwrap_or(to - chrono::Duration::days(29)),
+                    to,
+                    group_by: dvc_pulse_rollup::GroupKey::parse_list(&group_by)?,
+                    locality,
+                };
+                let s = dvc_pulse_app::snapshot::from_file(
+                    &cfg,
+                    &input,
+                    &q,
+                    now,
+                    horizon_days,
+                    |read, total| {
+                        bar.set_length(total);
+                        bar.set_position(read);
+                    },
+                )
+                .await?;
+                eprintln!("{}", serde_json::to_string(&s.input)?);
+                let reference = dvc_pulse_model::Reference::load(&cfg.reference)?;
+                let meta = serde_json::json!({ "input": s.input });
+                dvc_pulse_worker::export::render(&s.table, meta, &opts, &reference)?.body
+            };
+            bar.finish_and_clear();
+            match output {
+                Some(path) => std::fs::write(&path, &body)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(&body)?,
             }
+        }
+        Command::Diff {
+            url,
+            from,
+            to,
+            group_by,
+            locality,
+            as_of_a,
+            as_of_b,
+        } => {
+            let opt = [
+                ("from", from.map(|d| d.to_string())),
+                ("to", to.map(|d| d.to_string())),
+                ("locality", locality),
+                ("as_of_b", as_of_b),
+            ];
+            let mut params = vec![("group_by", group_by), ("as_of_a", as_of_a)];
+            params.extend(opt.into_iter().filter_map(|(k, v)| Some((k, v?))));
+            let (_, body) =
+                dvc_pulse_app::snapshot::from_url(&url, "/v1/windows/diff", &params, |_, _| {})
+                    .await?;
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Command::Broker { bootstrap_file } => {
             let broker = EmbeddedBroker::for_config(&cfg)?;

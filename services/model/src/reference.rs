@@ -158,6 +158,17 @@ impl UnitSet {
         self.units.get(code)
     }
 
+    /// The units whose parent is `parent` (`""`: the provinces), by code.
+    pub fn children(&self, parent: &str) -> Vec<&Unit> {
+        let mut v: Vec<&Unit> = self
+            .units
+            .values()
+            .filter(|u| u.parent_code == parent)
+            .collect();
+        v.sort_by(|a, b| a.code.cmp(&b.code));
+        v
+    }
+
     /// Number of units at a level.
     pub fn count(&self, level: Level) -> usize {
         self.units.values().filter(|u| u.level == level).count()

@@ -28,6 +28,17 @@ fn col(v: Vec<Option<String>>) -> ArrayRef {
 }
 
 impl Dims {
+    /// Every locality code a filter on `code` selects (itself and every unit under it).
+    pub fn under(&self, code: &str) -> std::collections::HashSet<String> {
+        use datafusion::arrow::array::AsArray;
+        let codes = self.ancestry.column(0).as_string::<i32>();
+        let ancestors = self.ancestry.column(1).as_string::<i32>();
+        (0..self.ancestry.num_rows())
+            .filter(|&i| ancestors.value(i) == code)
+            .map(|i| codes.value(i).to_string())
+            .collect()
+    }
+
     /// Builds the dimension batches.
     pub fn new(reference: &Reference) -> Self {
         let l = &reference.localities;

@@ -5,9 +5,14 @@
 //! Revisions are kept for a retention (`history_days`), counted back from the newest
 //! ingestion time; older ones are folded into the state and `floor_ms` says so.
 
-use crate::fact::{Measure, NO_DAY};
-use crate::state::{BucketKey, Counts, Entry};
-use std::collections::{HashMap, VecDeque};
+use crate::fact::{Measure, NO_DAY, day_date, day_number};
+use crate::query::WindowQuery;
+use crate::state::{BucketKey, Counts, Entry, PartitionState};
+use chrono::{DateTime, NaiveDate, Utc};
+use dvc_pulse_model::Channel;
+use dvc_pulse_model::event::{format_ts, ict};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What a version did to the dossier it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +41,14 @@ impl Change {
 
     /// From its `repr` value (checkpoints).
     pub fn from_u8(n: u8) -> Option<Change> {
-        [Change::New, Change::Corrected, Change::Duplicate, Change::Stale]
-            .get(n as usize)
-            .copied()
+        [
+            Change::New,
+            Change::Corrected,
+            Change::Duplicate,
+            Change::Stale,
+        ]
+        .get(n as usize)
+        .copied()
     }
 
     /// Whether it changed counts.
@@ -155,5 +165,202 @@ impl History {
         }
         out.retain(|_, c| c.iter().any(|&x| x != 0));
         out
+    }
+}
+
+/// One version read between two moments that bears on a window, and why it changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeItem {
+    /// Dossier id.
+    pub dossier_id: String,
+    /// `late` (a dossier first read after the earlier moment, received on or before its
+    /// day), `new` (first read, received later), `corrected` (a newer version replaced the
+    /// one held), `duplicate` (identical redelivery, no effect), `stale` (an older version
+    /// arrived after a newer one, no effect).
+    pub reason: &'static str,
+    /// Ingestion time (Kafka timestamp).
+    pub ingested_at: String,
+    /// Partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Procedure code as sent.
+    pub procedure_code: String,
+    /// Locality code as sent.
+    pub locality_code: String,
+    /// Day received, if received.
+    pub received_on: Option<NaiveDate>,
+    /// Channel.
+    pub channel: &'static str,
+    /// Status of the version read.
+    pub status: &'static str,
+    /// Status held before, for corrections, duplicates and stale versions.
+    pub previous_status: Option<&'static str>,
+    /// Received in the window before → after (`-1`, `0`, `+1`).
+    pub received_delta: i64,
+    /// Online in the window before → after.
+    pub online_delta: i64,
+}
+
+/// Whether a measure counts within the window (flows) or up to its end (backlogs).
+fn in_window(m: Measure, day: i32, from: i32, to: i32) -> bool {
+    match m {
+        Measure::PendingOpen
+        | Measure::PendingClose
+        | Measure::OverdueOpen
+        | Measure::OverdueClose => day <= to,
+        _ => day >= from && day <= to,
+    }
+}
+
+fn ms_time(ms: i64) -> String {
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    format_ts(&t.with_timezone(&ict()))
+}
+
+impl PartitionState {
+    /// The versions read in `(a_ms, b_ms]` that bear on window `q`, restricted to the
+    /// locality codes in `under` when given.
+    pub fn changes_between(
+        &self,
+        partition: i32,
+        a_ms: i64,
+        b_ms: i64,
+        q: &WindowQuery,
+        under: Option<&HashSet<String>>,
+    ) -> Vec<ChangeItem> {
+        let (from, to) = (day_number(q.from), day_number(q.to));
+        let a_day = day_number(
+            DateTime::<Utc>::from_timestamp_millis(a_ms)
+                .unwrap_or_default()
+                .with_timezone(&ict())
+                .date_naive(),
+        );
+        let status = |e: &Entry| PartitionState::status_of(e.status).as_str();
+        let mut out = Vec::new();
+        for r in self.history.after(a_ms).take_while(|r| r.at_ms <= b_ms) {
+            let place_ok =
+                |e: &Entry| under.is_none_or(|u| u.contains(self.localities.name(e.locality)));
+            if !place_ok(&r.new) && !r.old.as_ref().is_some_and(place_ok) {
+                continue;
+            }
+            // Net effect on the window per (bucket, measure); ignored versions are judged
+            // by what they would have counted.
+            let mut net: HashMap<(BucketKey, u8), i64> = HashMap::new();
+            let mut touch = |k: BucketKey, m: Measure, sign: i64| {
+                if place_ok_key(self, under, k.2) && in_window(m, k.0, from, to) {
+                    *net.entry((k, m as u8)).or_default() += sign;
+                }
+            };
+            if r.change.applied() {
+                r.deltas(&mut touch);
+            } else if r.new.days.received != NO_DAY {
+                let e = r.new;
+                e.days
+                    .deltas(|d, m| touch((d, e.procedure, e.locality, e.agency), m, 1));
+            }
+            net.retain(|_, v| *v != 0);
+            if net.is_empty() {
+                continue;
+            }
+            let delta = |m: Measure| {
+                if !r.change.applied() {
+                    return 0;
+                }
+                net.iter()
+                    .filter(|((_, mm), _)| *mm == m as u8)
+                    .map(|(_, v)| v)
+                    .sum()
+            };
+            let received = (r.new.days.received != NO_DAY).then(|| day_date(r.new.days.received));
+            let reason = match r.change {
+                Change::New if r.new.days.received <= a_day => "late",
+                Change::New => "new",
+                Change::Corrected => "corrected",
+                Change::Duplicate => "duplicate",
+                Change::Stale => "stale",
+            };
+            out.push(ChangeItem {
+                dossier_id: r.dossier_id.to_string(),
+                reason,
+                ingested_at: ms_time(r.at_ms),
+                partition,
+                offset: r.offset,
+                procedure_code: self.procedures.name(r.new.procedure).to_string(),
+                locality_code: self.localities.name(r.new.locality).to_string(),
+                received_on: received,
+                channel: Channel::ALL[r.new.days.channel as usize].as_str(),
+                status: status(&r.new),
+                previous_status: r.old.as_ref().map(status),
+                received_delta: delta(Measure::Received),
+                online_delta: delta(Measure::Online),
+            });
+        }
+        out
+    }
+}
+
+fn place_ok_key(s: &PartitionState, under: Option<&HashSet<String>>, locality: u32) -> bool {
+    under.is_none_or(|u| u.contains(s.localities.name(locality)))
+}
+
+/// Formats an ingestion time in ms as the APIs write times.
+pub fn format_ms(ms: i64) -> String {
+    ms_time(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fact::Days;
+
+    fn rev(at_ms: i64) -> Revision {
+        let e = Entry {
+            updated_us: at_ms,
+            content: 0,
+            procedure: 0,
+            locality: 0,
+            agency: 0,
+            days: Days {
+                received: 10,
+                finished: NO_DAY,
+                closed: NO_DAY,
+                due: NO_DAY,
+                channel: 0,
+                on_time: false,
+            },
+            status: 2,
+        };
+        Revision {
+            at_ms,
+            offset: at_ms,
+            dossier_id: format!("D{at_ms}").into(),
+            change: Change::New,
+            old: None,
+            new: e,
+        }
+    }
+
+    #[test]
+    fn keeps_the_retention_and_says_where_it_starts() {
+        let mut h = History::new(10);
+        for at in [1, 5, 12, 14, 30] {
+            h.push(rev(at));
+        }
+        // 30 - 10 = 20: revisions at 1..=14 were folded away.
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.floor_ms, 14);
+        assert_eq!(h.after(14).count(), 1);
+        // Times never go back: a skewed clock is raised to the newest seen.
+        h.push(rev(25));
+        assert_eq!(h.revisions().map(|r| r.at_ms).collect::<Vec<_>>(), [30, 30]);
+        assert_eq!(
+            h.undo_after(29)
+                .values()
+                .map(|c| c[Measure::Received as usize])
+                .sum::<i64>(),
+            -2
+        );
+        assert!(h.undo_after(30).is_empty());
     }
 }

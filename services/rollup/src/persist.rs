@@ -80,10 +80,14 @@ impl PartitionState {
     fn entry_columns(&self, es: &[&Entry]) -> Result<Vec<ArrayRef>, RollupError> {
         let m = |f: &dyn Fn(&Entry) -> i32| Int32Array::from_iter_values(es.iter().map(|e| f(e)));
         Ok(vec![
-            Arc::new(Int64Array::from_iter_values(es.iter().map(|e| e.updated_us))),
+            Arc::new(Int64Array::from_iter_values(
+                es.iter().map(|e| e.updated_us),
+            )),
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.content))),
             Arc::new(UInt8Array::from_iter_values(es.iter().map(|e| e.status))),
-            Arc::new(UInt8Array::from_iter_values(es.iter().map(|e| e.days.channel))),
+            Arc::new(UInt8Array::from_iter_values(
+                es.iter().map(|e| e.days.channel),
+            )),
             Arc::new(BooleanArray::from(
                 es.iter().map(|e| e.days.on_time).collect::<Vec<_>>(),
             )),
@@ -91,8 +95,14 @@ impl PartitionState {
             Arc::new(m(&|e| e.days.finished)),
             Arc::new(m(&|e| e.days.closed)),
             Arc::new(m(&|e| e.days.due)),
-            dictionary(es.iter().map(|e| Some(e.procedure)).collect(), &self.procedures)?,
-            dictionary(es.iter().map(|e| Some(e.locality)).collect(), &self.localities)?,
+            dictionary(
+                es.iter().map(|e| Some(e.procedure)).collect(),
+                &self.procedures,
+            )?,
+            dictionary(
+                es.iter().map(|e| Some(e.locality)).collect(),
+                &self.localities,
+            )?,
             dictionary(
                 es.iter()
                     .map(|e| (e.agency != NO_AGENCY).then_some(e.agency))
@@ -182,14 +192,21 @@ impl PartitionState {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values(rs.iter().map(|r| r.at_ms))),
             Arc::new(Int64Array::from_iter_values(rs.iter().map(|r| r.offset))),
-            Arc::new(StringArray::from_iter_values(rs.iter().map(|r| &*r.dossier_id))),
-            Arc::new(UInt8Array::from_iter_values(rs.iter().map(|r| r.change as u8))),
+            Arc::new(StringArray::from_iter_values(
+                rs.iter().map(|r| &*r.dossier_id),
+            )),
+            Arc::new(UInt8Array::from_iter_values(
+                rs.iter().map(|r| r.change as u8),
+            )),
             Arc::new(BooleanArray::from(
                 rs.iter().map(|r| r.old.is_some()).collect::<Vec<_>>(),
             )),
         ];
         let new: Vec<&Entry> = rs.iter().map(|r| &r.new).collect();
-        let old: Vec<&Entry> = rs.iter().map(|r| r.old.as_ref().unwrap_or(&r.new)).collect();
+        let old: Vec<&Entry> = rs
+            .iter()
+            .map(|r| r.old.as_ref().unwrap_or(&r.new))
+            .collect();
         cols.extend(self.entry_columns(&new)?);
         cols.extend(self.entry_columns(&old)?);
         Ok(RecordBatch::try_new(HISTORY_SCHEMA.clone(), cols)?)

@@ -178,7 +178,12 @@ pub struct Report {
     pub below_half: Vec<usize>,
 }
 
-const fn col(key: &'static str, vi: &'static str, group: Option<&'static str>, kind: Kind) -> Column {
+const fn col(
+    key: &'static str,
+    vi: &'static str,
+    group: Option<&'static str>,
+    kind: Kind,
+) -> Column {
     Column {
         key,
         vi,
@@ -230,8 +235,18 @@ const TABLE_COUNTS: [Column; 12] = [
     col("overdue", "Quá hạn", None, Kind::Int),
     col("finished_no_due", "Không có hạn", None, Kind::Int),
     col("pending", "Đang giải quyết", None, Kind::Int),
-    col("pending_within", "Đang giải quyết trong hạn", None, Kind::Int),
-    col("pending_overdue", "Đang giải quyết quá hạn", None, Kind::Int),
+    col(
+        "pending_within",
+        "Đang giải quyết trong hạn",
+        None,
+        Kind::Int,
+    ),
+    col(
+        "pending_overdue",
+        "Đang giải quyết quá hạn",
+        None,
+        Kind::Int,
+    ),
 ];
 
 fn key_title(key: &str) -> &'static str {
@@ -292,7 +307,10 @@ pub fn annex_services<'c>(
     let all = catalogue.services();
     let index = |id: &str| {
         all.iter().position(|s| s.id == id.trim()).ok_or_else(|| {
-            RollupError::invalid("unknown_service", format!("no service {id:?} in the catalogue"))
+            RollupError::invalid(
+                "unknown_service",
+                format!("no service {id:?} in the catalogue"),
+            )
         })
     };
     if let Some(list) = services.filter(|s| !s.trim().is_empty()) {
@@ -384,7 +402,12 @@ pub fn build(
         .rows
         .iter()
         .filter_map(|r| {
-            let id = r.keys.iter().find(|(k, _)| *k == "service_id")?.1.as_str()?;
+            let id = r
+                .keys
+                .iter()
+                .find(|(k, _)| *k == "service_id")?
+                .1
+                .as_str()?;
             Some((id, &r.counts))
         })
         .collect();
@@ -401,13 +424,25 @@ pub fn build(
         let mut cells = vec![
             Cell::Int(i as i64 + 1),
             Cell::Text(s.name_vi.clone()),
-            Cell::Text(if s.connected_dvcqg { "Đã kết nối" } else { "Chưa kết nối" }.into()),
+            Cell::Text(
+                if s.connected_dvcqg {
+                    "Đã kết nối"
+                } else {
+                    "Chưa kết nối"
+                }
+                .into(),
+            ),
             Cell::Text(s.agency.clone()),
         ];
         cells.extend(layout_counts(layout, c));
         rows.push(cells);
     }
-    let mut total = vec![Cell::Empty, Cell::Text("Tổng".into()), Cell::Empty, Cell::Empty];
+    let mut total = vec![
+        Cell::Empty,
+        Cell::Text("Tổng".into()),
+        Cell::Empty,
+        Cell::Empty,
+    ];
     total.extend(layout_counts(layout, &sum));
     let mut columns = ANNEX_HEAD.to_vec();
     let title = match layout {
@@ -466,11 +501,14 @@ impl Report {
         let mut w = csv::Writer::from_writer(Vec::new());
         let head: Vec<String> = match header {
             Header::Keys => self.columns.iter().map(|c| c.key.to_string()).collect(),
-            Header::Vi => (0..self.columns.len()).map(|i| self.flat_title(i)).collect(),
+            Header::Vi => (0..self.columns.len())
+                .map(|i| self.flat_title(i))
+                .collect(),
         };
         w.write_record(&head).expect("in-memory write");
         for r in self.rows.iter().chain(&self.total) {
-            w.write_record(r.iter().map(Cell::csv)).expect("in-memory write");
+            w.write_record(r.iter().map(Cell::csv))
+                .expect("in-memory write");
         }
         String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 in, utf-8 out")
     }
@@ -547,7 +585,10 @@ mod tests {
         for bad in ["DA06-99", "DA06-05..DA06-02"] {
             assert!(matches!(
                 annex_services(&r.services, Some(bad), None),
-                Err(RollupError::InvalidQuery { code: "unknown_service", .. })
+                Err(RollupError::InvalidQuery {
+                    code: "unknown_service",
+                    ..
+                })
             ));
         }
     }

@@ -152,7 +152,9 @@ impl PartitionState {
     ) -> Outcome {
         let (outcome, old, new) = self.apply_entry(e, content, today, horizon_days);
         let change = match outcome {
-            Outcome::Applied { replaced: false, .. } => Change::New,
+            Outcome::Applied {
+                replaced: false, ..
+            } => Change::New,
             Outcome::Applied { replaced: true, .. } => Change::Corrected,
             Outcome::Duplicate => Change::Duplicate,
             Outcome::Stale => Change::Stale,

@@ -2,6 +2,7 @@
 //! one place, to a status and a stable JSON body.
 
 use crate::error::WorkerError;
+use crate::export::{Format, Rendered, ReportOptions, render};
 use crate::worker::Worker;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -10,12 +11,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use dvc_pulse_model::event::ict;
+use dvc_pulse_rollup::report::{self, Header, Layout};
 use dvc_pulse_rollup::{GroupKey, RollupError, WindowQuery, WindowTable};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Query string of `GET /v1/windows`.
+/// Query string of `GET /v1/windows` (and of `/v1/windows/daily`, which takes the
+/// window fields and `as_of`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowParams {
@@ -27,8 +30,44 @@ pub struct WindowParams {
     pub group_by: Option<String>,
     /// A unit code: that unit and everything under it.
     pub locality: Option<String>,
-    /// `json` (default) or `csv`.
+    /// The window as known at this moment (RFC 3339, or a day: its end in ICT).
+    pub as_of: Option<String>,
+    /// `json` (default), `csv`, `xlsx` or `parquet`.
     pub format: Option<String>,
+    /// `table` (default), `annex` or `processing`.
+    pub layout: Option<String>,
+    /// CSV header: `keys` (default) or `vi`.
+    pub header: Option<String>,
+    /// Annex services: ids separated by commas, `A..B` for a catalogue range.
+    pub services: Option<String>,
+    /// Annex programme when `services` is absent: `DA06` (default) or `QD422`.
+    pub programme: Option<String>,
+}
+
+/// Query string of `GET /v1/windows/diff`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    /// First day of the window.
+    pub from: Option<String>,
+    /// Last day of the window.
+    pub to: Option<String>,
+    /// Groupings (default `service`).
+    pub group_by: Option<String>,
+    /// Locality filter.
+    pub locality: Option<String>,
+    /// The earlier moment (required).
+    pub as_of_a: Option<String>,
+    /// The later moment (default: everything read).
+    pub as_of_b: Option<String>,
+}
+
+/// Query string of `GET /v1/places`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacesParams {
+    /// Parent unit code; absent: the provinces of both unit sets.
+    pub parent: Option<String>,
 }
 
 /// An API error: status and stable code.
@@ -69,6 +108,12 @@ impl From<WorkerError> for ApiError {
     }
 }
 
+impl From<RollupError> for ApiError {
+    fn from(e: RollupError) -> Self {
+        ApiError::from(WorkerError::Rollup(e))
+    }
+}
+
 fn bad(code: &'static str, detail: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -84,6 +129,27 @@ fn day(s: &str, name: &str) -> Result<NaiveDate, ApiError> {
             format!("{name} must be YYYY-MM-DD, got {s:?}"),
         )
     })
+}
+
+/// Parses an `as_of`: RFC 3339 (`2024-07-06T09:00:00+07:00`), or a day, meaning the
+/// end of that day in Asia/Ho_Chi_Minh. Milliseconds since the epoch.
+pub fn parse_as_of(s: &str) -> Result<i64, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let next = (d + chrono::Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_local_timezone(ict())
+            .single()
+            .expect("fixed offset");
+        return Ok(next.timestamp_millis() - 1);
+    }
+    Err(bad(
+        "invalid_as_of",
+        format!("as_of must be RFC 3339 or YYYY-MM-DD, got {s:?}"),
+    ))
 }
 
 /// Turns query parameters into a window query; `today` fills the defaults.
@@ -113,58 +179,26 @@ pub fn window_query(p: &WindowParams, today: NaiveDate) -> Result<WindowQuery, A
     })
 }
 
-/// The CSV of a snapshot: key columns, then counts; rates with a dot and two decimals.
+/// The plain CSV of a window table (machine header, rates with a dot).
 pub fn to_csv(t: &WindowTable) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let counts = [
-        "total",
-        "online",
-        "in_person",
-        "postal",
-        "online_rate",
-        "finished",
-        "on_time",
-        "overdue",
-        "finished_no_due",
-        "pending",
-        "pending_within",
-        "pending_overdue",
-    ];
-    let keys: Vec<&str> = t
-        .group_by
-        .iter()
-        .flat_map(|k| k.columns().iter().copied())
-        .collect();
-    w.write_record(keys.iter().chain(counts.iter()))
-        .expect("in-memory write");
-    for r in &t.rows {
-        let c = &r.counts;
-        let mut rec: Vec<String> = r
-            .keys
-            .iter()
-            .map(|(_, v)| match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .collect();
-        rec.extend([
-            c.total.to_string(),
-            c.online.to_string(),
-            c.in_person.to_string(),
-            c.postal.to_string(),
-            c.online_rate.map_or(String::new(), |r| format!("{r:.2}")),
-            c.finished.to_string(),
-            c.on_time.to_string(),
-            c.overdue.to_string(),
-            c.finished_no_due.to_string(),
-            c.pending.to_string(),
-            c.pending_within.to_string(),
-            c.pending_overdue.to_string(),
-        ]);
-        w.write_record(&rec).expect("in-memory write");
-    }
-    String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 in, utf-8 out")
+    let r = report::build(t, Layout::Table, &[], None).expect("the table layout takes any table");
+    r.to_csv(Header::Keys)
+}
+
+fn attachment(r: Rendered, inline: bool) -> Response {
+    let disposition = if inline {
+        "inline".to_string()
+    } else {
+        format!("attachment; filename=\"{}\"", r.filename)
+    };
+    (
+        [
+            (header::CONTENT_TYPE, r.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        r.body,
+    )
+        .into_response()
 }
 
 async fn windows(
@@ -172,20 +206,28 @@ async fn windows(
     Query(p): Query<WindowParams>,
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
-    let q = window_query(&p, today)?;
-    let snap = w.snapshot(&q).await?;
-    match p.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(snap).into_response()),
-        "csv" => Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            to_csv(&snap.table),
-        )
-            .into_response()),
-        other => Err(bad(
-            "invalid_format",
-            format!("format {other:?}: use json or csv"),
-        )),
+    let mut q = window_query(&p, today)?;
+    let opts = ReportOptions::parse(
+        p.layout.as_deref(),
+        p.header.as_deref(),
+        p.format.as_deref(),
+        p.services.clone(),
+        p.programme.clone(),
+    )?;
+    if opts.layout != Layout::Table {
+        if p.group_by.as_deref().is_some_and(|g| g != "service") {
+            return Err(bad(
+                "invalid_layout",
+                "annex layouts are grouped by service only".into(),
+            ));
+        }
+        q.group_by = vec![GroupKey::Service];
     }
+    let as_of = p.as_of.as_deref().map(parse_as_of).transpose()?;
+    let snap = w.snapshot(&q, as_of).await?;
+    let meta = json!({ "id": snap.id, "digest": snap.digest, "as_of": snap.as_of });
+    let r = render(&snap.table, meta, &opts, &w.reference)?;
+    Ok(attachment(r, opts.format == Format::Json))
 }
 
 async fn daily(
@@ -194,13 +236,78 @@ async fn daily(
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let q = window_query(&p, today)?;
-    if p.format.as_deref().is_some_and(|f| f != "json") {
+    if p.format.as_deref().is_some_and(|f| f != "json") || p.layout.is_some() {
         return Err(bad(
             "invalid_format",
-            "the daily series is JSON only".into(),
+            "the daily series is JSON only, in the table layout".into(),
         ));
     }
-    Ok(Json(w.series(&q).await?).into_response())
+    let as_of = p.as_of.as_deref().map(parse_as_of).transpose()?;
+    Ok(Json(w.series(&q, as_of).await?).into_response())
+}
+
+async fn diff(
+    State(w): State<Arc<Worker>>,
+    Query(p): Query<DiffParams>,
+) -> Result<Response, ApiError> {
+    let today = (w.clock)().with_timezone(&ict()).date_naive();
+    let wp = WindowParams {
+        from: p.from,
+        to: p.to,
+        group_by: p.group_by,
+        locality: p.locality,
+        ..Default::default()
+    };
+    let q = window_query(&wp, today)?;
+    let a = p
+        .as_of_a
+        .as_deref()
+        .ok_or_else(|| bad("invalid_as_of", "as_of_a is required".into()))
+        .and_then(parse_as_of)?;
+    let b = p.as_of_b.as_deref().map(parse_as_of).transpose()?;
+    if b.is_some_and(|b| b < a) {
+        return Err(bad("invalid_as_of", "as_of_b is before as_of_a".into()));
+    }
+    Ok(Json(w.diff(&q, a, b).await?).into_response())
+}
+
+async fn places(State(w): State<Arc<Worker>>, Query(p): Query<PlacesParams>) -> Response {
+    let l = &w.reference.localities;
+    let parent = p.parent.unwrap_or_default();
+    let unit = |u: &dvc_pulse_model::reference::Unit, set: &str| json!({ "code": u.code, "name": u.name, "level": format!("{:?}", u.level).to_lowercase(), "set": set });
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    out.extend(
+        l.current
+            .children(&parent)
+            .into_iter()
+            .map(|u| unit(u, "current")),
+    );
+    out.extend(
+        l.legacy
+            .children(&parent)
+            .into_iter()
+            .map(|u| unit(u, "legacy")),
+    );
+    Json(json!({ "parent": parent, "places": out })).into_response()
+}
+
+async fn services(State(w): State<Arc<Worker>>) -> Response {
+    let v: Vec<serde_json::Value> = w
+        .reference
+        .services
+        .services()
+        .iter()
+        .map(|s| json!({ "id": s.id, "name": s.name_vi, "short_name": s.short_name_vi, "agency": s.agency, "programme": match s.programme { dvc_pulse_model::reference::Programme::Da06 => "DA06", dvc_pulse_model::reference::Programme::Qd422 => "QD422" }, "connected_dvcqg": s.connected_dvcqg }))
+        .collect();
+    Json(json!({ "services": v })).into_response()
+}
+
+async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("page.html"),
+    )
+        .into_response()
 }
 
 async fn metrics(State(w): State<Arc<Worker>>) -> Response {
@@ -220,7 +327,11 @@ async fn healthz(State(w): State<Arc<Worker>>) -> Response {
 /// The worker's routes.
 pub fn router(worker: Arc<Worker>) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/v1/windows", get(windows))
+        .route("/v1/windows/diff", get(diff))
+        .route("/v1/places", get(places))
+        .route("/v1/services", get(services))
         .route("/v1/windows/daily", get(daily))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

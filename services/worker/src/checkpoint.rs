@@ -34,6 +34,15 @@ pub struct Manifest {
     pub dossiers_file: String,
     /// Object name of the daily buckets (Parquet).
     pub buckets_file: String,
+    /// Object name of the revisions kept for `as_of` (Arrow IPC); absent before history.
+    #[serde(default)]
+    pub history_file: Option<String>,
+    /// No `as_of` before this ingestion time (ms): older revisions were folded away.
+    #[serde(default)]
+    pub history_floor_ms: i64,
+    /// Newest ingestion time read (ms).
+    #[serde(default)]
+    pub history_last_ms: i64,
     /// When it was written (RFC 3339, UTC).
     pub written_at: String,
     /// Which worker wrote it.
@@ -44,6 +53,9 @@ pub struct Manifest {
 #[derive(Debug)]
 pub struct Encoded {
     ipc: Vec<u8>,
+    history: Vec<u8>,
+    floor_ms: i64,
+    last_ms: i64,
     parquet: Vec<u8>,
     next_offset: i64,
     newest_event_us: i64,
@@ -107,11 +119,13 @@ impl CheckpointStore {
             path: "(encoding)".into(),
             detail: e.to_string(),
         };
-        let ipc = {
-            let mut w = FileWriter::try_new(Vec::new(), &dossiers.schema()).map_err(|x| e(&x))?;
-            w.write(&dossiers).map_err(|x| e(&x))?;
-            w.into_inner().map_err(|x| e(&x))?
+        let ipc_of = |b: &RecordBatch| -> Result<Vec<u8>, WorkerError> {
+            let mut w = FileWriter::try_new(Vec::new(), &b.schema()).map_err(|x| e(&x))?;
+            w.write(b).map_err(|x| e(&x))?;
+            w.into_inner().map_err(|x| e(&x))
         };
+        let ipc = ipc_of(&dossiers)?;
+        let history = ipc_of(&state.history_batch()?)?;
         let parquet = {
             let mut w =
                 ArrowWriter::try_new(Vec::new(), buckets.schema(), None).map_err(|x| e(&x))?;
@@ -120,6 +134,9 @@ impl CheckpointStore {
         };
         Ok(Encoded {
             ipc,
+            history,
+            floor_ms: state.history.floor_ms,
+            last_ms: state.history.last_ms,
             parquet,
             next_offset: state.next_offset,
             newest_event_us: state.newest_event_us,
@@ -139,6 +156,11 @@ impl CheckpointStore {
         let stem = format!("{:020}-{writer}", enc.next_offset);
         let dpath = Path::from(format!("{dir}/{stem}.dossiers.arrow"));
         let bpath = Path::from(format!("{dir}/{stem}.buckets.parquet"));
+        let hpath = Path::from(format!("{dir}/{stem}.history.arrow"));
+        self.store
+            .put_opts(&hpath, PutPayload::from(enc.history), PutOptions::default())
+            .await
+            .map_err(|e| err(&hpath, e))?;
         self.store
             .put_opts(&dpath, PutPayload::from(enc.ipc), PutOptions::default())
             .await
@@ -155,6 +177,9 @@ impl CheckpointStore {
             dossiers: enc.dossiers,
             dossiers_file: dpath.to_string(),
             buckets_file: bpath.to_string(),
+            history_file: Some(hpath.to_string()),
+            history_floor_ms: enc.floor_ms,
+            history_last_ms: enc.last_ms,
             written_at: chrono::Utc::now().to_rfc3339(),
             writer: writer.to_string(),
         };
@@ -169,7 +194,15 @@ impl CheckpointStore {
         if let Some(old) =
             previous.filter(|m| m.writer == writer && m.dossiers_file != manifest.dossiers_file)
         {
-            let old = [old.dossiers_file, old.buckets_file].map(|f| Ok(Path::from(f)));
+            let old: Vec<_> = [
+                Some(old.dossiers_file),
+                Some(old.buckets_file),
+                old.history_file,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|f| Ok(Path::from(f)))
+            .collect();
             let mut deleted = self.store.delete_stream(futures::stream::iter(old).boxed());
             while deleted.next().await.is_some() {}
         }
@@ -205,21 +238,41 @@ impl CheckpointStore {
         r.bytes().await.map_err(|e| err(&p, e))
     }
 
-    /// Loads a partition's state from its checkpoint (empty when there is none).
+    async fn ipc(&self, name: &str) -> Result<Vec<RecordBatch>, WorkerError> {
+        let bytes = self.get(name).await?;
+        let p = Path::from(name);
+        let reader =
+            FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| err(&p, e))?;
+        reader.collect::<Result<_, _>>().map_err(|e| err(&p, e))
+    }
+
+    /// Loads a partition's state from its checkpoint (empty when there is none), keeping
+    /// `history_ms` of revisions.
     pub async fn load(
         &self,
         topic: &str,
         partition: i32,
+        history_ms: i64,
     ) -> Result<(PartitionState, Option<Manifest>), WorkerError> {
         let Some(m) = self.manifest(topic, partition).await? else {
-            return Ok((PartitionState::default(), None));
+            let mut s = PartitionState::default();
+            s.history = dvc_pulse_rollup::history::History::new(history_ms);
+            return Ok((s, None));
         };
-        let bytes = self.get(&m.dossiers_file).await?;
-        let p = Path::from(m.dossiers_file.as_str());
-        let reader =
-            FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| err(&p, e))?;
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| err(&p, e))?;
-        let state = PartitionState::from_dossiers(&batches, m.next_offset, m.newest_event_us)?;
+        let batches = self.ipc(&m.dossiers_file).await?;
+        let mut state = PartitionState::from_dossiers(&batches, m.next_offset, m.newest_event_us)?;
+        let history = match &m.history_file {
+            Some(f) => self.ipc(f).await?,
+            None => Vec::new(),
+        };
+        // A checkpoint from before history: nothing before it was written can be asked for.
+        let floor = if m.history_file.is_some() {
+            m.history_floor_ms
+        } else {
+            chrono::DateTime::parse_from_rfc3339(&m.written_at).map_or(0, |t| t.timestamp_millis())
+        };
+        state.restore_history(&history, history_ms, floor)?;
+        state.history.last_ms = state.history.last_ms.max(m.history_last_ms);
         Ok((state, Some(m)))
     }
 

@@ -22,8 +22,18 @@ pub struct WorkerConfig {
     pub checkpoint_every_events: u64,
     /// Versions whose day is more than this many days before today go to the dead-letter topic.
     pub horizon_days: i32,
+    /// Revisions are kept this many days (by ingestion time) so windows can be asked
+    /// `as_of` a moment within them. Costs about 150 bytes per version read.
+    pub history_days: u32,
     /// Window gauges on `/metrics`.
     pub metrics: crate::window_metrics::WindowMetricsConfig,
+}
+
+impl WorkerConfig {
+    /// [`WorkerConfig::history_days`] in milliseconds.
+    pub fn history_ms(&self) -> i64 {
+        self.history_days as i64 * 86_400_000
+    }
 }
 
 impl Default for WorkerConfig {
@@ -35,6 +45,7 @@ impl Default for WorkerConfig {
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_every_events: 200_000,
             horizon_days: 400,
+            history_days: 92,
             metrics: Default::default(),
         }
     }

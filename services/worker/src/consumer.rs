@@ -156,9 +156,10 @@ pub async fn run(
                     drop_revoked(&worker, &revoked);
                     load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
                     let (p, off) = (msg.partition(), msg.offset());
+                    let at_ms = msg.timestamp().to_millis();
                     let payload = msg.payload().unwrap_or_default().to_vec();
                     drop(msg);
-                    if apply(&worker, &consumer, p, off, &payload, &mut pending).await? {
+                    if apply(&worker, &consumer, (p, off, at_ms), &payload, &mut pending).await? {
                         since += 1;
                     }
                     if since >= worker.cfg.checkpoint_every_events {
@@ -207,7 +208,10 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
     if worker.owned.lock().expect("owned lock").contains_key(&p) {
         return Ok(());
     }
-    let (state, manifest) = worker.store.load(&worker.topic, p).await?;
+    let (state, manifest) = worker
+        .store
+        .load(&worker.topic, p, worker.cfg.history_ms())
+        .await?;
     tracing::info!(
         partition = p,
         offset = state.next_offset,
@@ -221,12 +225,12 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Applies one message; true when it changed the state.
+/// Applies one message, `(partition, offset, Kafka timestamp in ms)` and its payload;
+/// true when it changed the state.
 async fn apply(
     worker: &Worker,
     consumer: &StreamConsumer<Ctx>,
-    p: i32,
-    off: i64,
+    (p, off, at_ms): (i32, i64, Option<i64>),
     payload: &[u8],
     pending: &mut Vec<Message>,
 ) -> Result<bool, WorkerError> {
@@ -301,11 +305,15 @@ async fn apply(
         }
     };
     let today = day_number(now.with_timezone(&ict()).date_naive());
-    match o.state.apply(
+    // Without a broker timestamp (old message formats), the time it was read stands in.
+    let at_ms = at_ms.unwrap_or_else(|| now.timestamp_millis());
+    match o.state.apply_logged(
         &event,
         content_hash(payload),
         today,
         worker.cfg.horizon_days,
+        off,
+        at_ms,
     ) {
         Outcome::Applied {
             replaced,

@@ -3,14 +3,16 @@
 //! serves window snapshots over every partition.
 //!
 //! Modules: [`config`], [`worker`] (shared state and snapshots), [`consumer`] (the
-//! consume loop and checkpoints), [`checkpoint`] (storage), [`api`] (HTTP), [`metrics`]
-//! (pipeline counters), [`window_metrics`] (window gauges).
+//! consume loop and checkpoints), [`checkpoint`] (storage), [`api`] (HTTP and the built-in
+//! page), [`export`] (report layouts and formats), [`metrics`] (pipeline counters),
+//! [`window_metrics`] (window gauges).
 
 pub mod api;
 pub mod checkpoint;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod window_metrics;
 pub mod worker;

@@ -76,7 +76,11 @@ pub fn to_xlsx(r: &Report) -> Result<Vec<u8>, RollupError> {
     }
     let mut row = h2 + 1;
     let body = r.rows.iter().enumerate().map(|(i, cells)| {
-        let f = if r.below_half.contains(&i) { &red } else { &cell };
+        let f = if r.below_half.contains(&i) {
+            &red
+        } else {
+            &cell
+        };
         (cells, f)
     });
     for (cells, f) in body.chain(r.total.iter().map(|t| (t, &bold))) {
