@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod browser;
 mod compose;
 mod faults;
 mod gateway;
