@@ -65,8 +65,13 @@ pub async fn run(
     println!("  Ingest gateway   {url}/v1/dossiers   (Authorization: Bearer {token})");
     println!("  Health           {url}/healthz  {url}/readyz");
     let first = opts.localities.first().cloned().unwrap_or_default();
+    println!("  Web page         {api}/   (bảng phụ lục, biểu đồ, tải CSV/XLSX)");
     println!("  Snapshot API     {api}/v1/windows?group_by=service&locality={first}");
     println!("                   {api}/v1/windows?group_by=province,service&format=csv");
+    println!("  Annex (XLSX)     {api}/v1/windows?layout=annex&locality={first}&format=xlsx");
+    println!(
+        "  Diff             {api}/v1/windows/diff?locality={first}&as_of_a=<a snapshot's as_of.at>"
+    );
     println!("  Daily series     {api}/v1/windows/daily?group_by=service&locality={first}");
     println!("  Metrics          {api}/metrics (worker)   {url}/metrics (gateway)");
     println!(
