@@ -1,5 +1,6 @@
-//! The worker's HTTP API: window snapshots, `/metrics`, health. Errors are mapped here, in
-//! one place, to a status and a stable JSON body.
+//! The worker's HTTP API: window snapshots in report layouts and formats, as of a moment,
+//! diffs between moments, the built-in page, `/metrics`, health. Errors are mapped here,
+//! in one place, to a status and a stable JSON body.
 
 use crate::error::WorkerError;
 use crate::export::{Format, Rendered, ReportOptions, render};

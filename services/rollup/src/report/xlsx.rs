@@ -74,7 +74,6 @@ pub fn to_xlsx(r: &Report) -> Result<Vec<u8>, RollupError> {
             }
         }
     }
-    let mut row = h2 + 1;
     let body = r.rows.iter().enumerate().map(|(i, cells)| {
         let f = if r.below_half.contains(&i) {
             &red
@@ -83,7 +82,7 @@ pub fn to_xlsx(r: &Report) -> Result<Vec<u8>, RollupError> {
         };
         (cells, f)
     });
-    for (cells, f) in body.chain(r.total.iter().map(|t| (t, &bold))) {
+    for (row, (cells, f)) in (h2 + 1..).zip(body.chain(r.total.iter().map(|t| (t, &bold)))) {
         for (c, v) in cells.iter().enumerate() {
             let c = c as u16;
             match v {
@@ -94,7 +93,6 @@ pub fn to_xlsx(r: &Report) -> Result<Vec<u8>, RollupError> {
             }
             .map_err(err)?;
         }
-        row += 1;
     }
     for (c, col) in r.columns.iter().enumerate() {
         let width = match col.key {
