@@ -6,12 +6,8 @@
 
 use crate::helpers::*;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use dvc_pulse_ingest::gateway::Clock;
-use dvc_pulse_ingest::import::ImportOptions;
-use dvc_pulse_model::Reference;
-use dvc_pulse_sim::golden::{TargetRow, scenario};
-use dvc_pulse_testkit::phan_rang;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,53 +176,18 @@ const TABLE_ROWS: &str = "return [...document.querySelectorAll('#annex tbody tr'
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_headless_chromium() {
-    let rows = phan_rang();
-    let target: Vec<TargetRow> = rows
-        .iter()
-        .map(|r| TargetRow {
-            service: r.service_id.clone(),
-            total: r.total,
-            online: r.online,
-        })
-        .collect();
-    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let s = scenario(
-        &target,
-        day("2024-06-05"),
-        day("2024-07-05"),
-        "582",
-        "586",
-        &Reference::embedded(),
-        7,
-    );
+    let (_, s) = golden();
     let f = Fixture::new(2);
     let dir = tempfile::tempdir().unwrap();
     let t: DateTime<Utc> = "2024-09-01T03:00:00Z".parse().unwrap();
     let clock: Clock = Arc::new(move || t);
     let w = f.worker(&dir.path().join("ckpt"), Some(clock)).await;
-    let path = dir.path().join("export.ndjson");
-    let body: Vec<u8> = s
-        .lines
-        .iter()
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect();
-    std::fs::write(&path, body).unwrap();
-    let opts = ImportOptions {
-        batch_size: 500,
-        skip_before: 0,
-    };
-    dvc_pulse_app::import::run(&f.config, &path, &opts, false)
-        .await
-        .unwrap();
+    import_lines(&f, dir.path(), &s.lines).await;
     let api = format!(
         "http://{}/v1/windows?from=2024-06-05&to=2024-07-05&layout=annex&locality=582&services=DA06-01..DA06-15",
         w.addr
     );
-    let golden = std::fs::read_to_string(format!(
-        "{}/../tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let golden = golden_csv();
     let deadline = Instant::now() + Duration::from_secs(60);
     while reqwest::get(format!("{api}&format=csv"))
         .await

@@ -53,3 +53,64 @@ pub fn read(f: &Fixture, topic: &str, min: usize) -> Vec<Record> {
         Duration::from_secs(30),
     )
 }
+
+/// The Phan Rang annex fixture and a messy scenario that should reproduce it.
+pub fn golden() -> (
+    Vec<dvc_pulse_testkit::ReportRow>,
+    dvc_pulse_sim::golden::Scenario,
+) {
+    use dvc_pulse_sim::golden::{TargetRow, scenario};
+    let rows = dvc_pulse_testkit::phan_rang();
+    let target: Vec<TargetRow> = rows
+        .iter()
+        .map(|r| TargetRow {
+            service: r.service_id.clone(),
+            total: r.total,
+            online: r.online,
+        })
+        .collect();
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let s = scenario(
+        &target,
+        d("2024-06-05"),
+        d("2024-07-05"),
+        "582",
+        "586",
+        &dvc_pulse_model::Reference::embedded(),
+        7,
+    );
+    (rows, s)
+}
+
+/// The golden annex CSV, byte for byte.
+pub fn golden_csv() -> String {
+    std::fs::read_to_string(format!(
+        "{}/../tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Writes `lines` as `dir/export.ndjson`.
+pub fn write_lines(dir: &std::path::Path, lines: &[Vec<u8>]) -> std::path::PathBuf {
+    let path = dir.join("export.ndjson");
+    let mut body = Vec::new();
+    for l in lines {
+        body.extend_from_slice(l);
+        body.push(b'\n');
+    }
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Imports `lines` through the importer of `f` (500 per transaction).
+pub async fn import_lines(f: &Fixture, dir: &std::path::Path, lines: &[Vec<u8>]) {
+    let path = write_lines(dir, lines);
+    let opts = dvc_pulse_ingest::import::ImportOptions {
+        batch_size: 500,
+        skip_before: 0,
+    };
+    dvc_pulse_app::import::run(&f.config, &path, &opts, false)
+        .await
+        .unwrap();
+}

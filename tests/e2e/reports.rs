@@ -5,26 +5,17 @@
 
 use crate::helpers::*;
 use calamine::{Data, Reader, Xlsx};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use dvc_pulse_ingest::gateway::Clock;
-use dvc_pulse_ingest::import::ImportOptions;
-use dvc_pulse_model::Reference;
 use dvc_pulse_rollup::report::vi_rate;
-use dvc_pulse_sim::golden::{TargetRow, scenario};
-use dvc_pulse_testkit::phan_rang;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const GOLDEN: &str = "tests/golden/phan-rang-thap-cham_2024-06-05_2024-07-05.csv";
 const ANNEX: &str =
     "from=2024-06-05&to=2024-07-05&locality=582&layout=annex&services=DA06-01..DA06-15";
-
-fn golden_csv() -> String {
-    std::fs::read_to_string(format!("{}/../{GOLDEN}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
 
 async fn fetch(addr: SocketAddr, query: &str) -> (u16, Vec<u8>) {
     let r = reqwest::get(format!("http://{addr}/v1/windows?{query}"))
@@ -159,47 +150,14 @@ fn online_birth_registration(lines: &[Vec<u8>]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annex_layouts_and_as_of_reports_through_kafka() {
-    let rows = phan_rang();
-    let target: Vec<TargetRow> = rows
-        .iter()
-        .map(|r| TargetRow {
-            service: r.service_id.clone(),
-            total: r.total,
-            online: r.online,
-        })
-        .collect();
-    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let s = scenario(
-        &target,
-        d("2024-06-05"),
-        d("2024-07-05"),
-        "582",
-        "586",
-        &Reference::embedded(),
-        7,
-    );
+    let (_, s) = golden();
     let f = Fixture::new(4);
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
     let t: DateTime<Utc> = "2024-09-01T03:00:00Z".parse().unwrap();
     let clock: Clock = Arc::new(move || t);
     let w = f.worker(&ckpt, Some(clock.clone())).await;
-    let path = dir.path().join("export.ndjson");
-    std::fs::write(
-        &path,
-        s.lines
-            .iter()
-            .flat_map(|l| l.iter().copied().chain([b'\n']))
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let opts = ImportOptions {
-        batch_size: 500,
-        skip_before: 0,
-    };
-    dvc_pulse_app::import::run(&f.config, &path, &opts, false)
-        .await
-        .unwrap();
+    import_lines(&f, dir.path(), &s.lines).await;
 
     // The annex, byte for byte as the fixture.
     let golden = golden_csv();

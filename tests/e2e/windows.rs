@@ -5,11 +5,9 @@ use crate::helpers::*;
 use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use dvc_pulse_ingest::gateway::Clock;
 use dvc_pulse_ingest::import::ImportOptions;
-use dvc_pulse_model::Reference;
 use dvc_pulse_rollup::report::vi_rate;
 use dvc_pulse_rollup::{GroupKey, WindowQuery};
-use dvc_pulse_sim::golden::{Scenario, TargetRow, scenario};
-use dvc_pulse_testkit::{ReportRow, phan_rang};
+use dvc_pulse_testkit::ReportRow;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,28 +19,6 @@ fn d(s: &str) -> NaiveDate {
 fn fixed_clock(t: &str) -> Clock {
     let t: DateTime<Utc> = t.parse().unwrap();
     Arc::new(move || t)
-}
-
-fn golden() -> (Vec<ReportRow>, Scenario) {
-    let rows = phan_rang();
-    let target: Vec<TargetRow> = rows
-        .iter()
-        .map(|r| TargetRow {
-            service: r.service_id.clone(),
-            total: r.total,
-            online: r.online,
-        })
-        .collect();
-    let s = scenario(
-        &target,
-        d("2024-06-05"),
-        d("2024-07-05"),
-        "582",
-        "586",
-        &Reference::embedded(),
-        7,
-    );
-    (rows, s)
 }
 
 /// The annex rows a window table gives: (service name, total, online, rate as written).
@@ -67,17 +43,6 @@ fn expected_annex(rows: &[ReportRow]) -> Vec<(String, u64, u64, String)> {
         .filter(|r| r.total > 0)
         .map(|r| (r.service_vi.clone(), r.total, r.online, r.rate_vi.clone()))
         .collect()
-}
-
-fn write_lines(dir: &std::path::Path, lines: &[Vec<u8>]) -> std::path::PathBuf {
-    let path = dir.join("export.ndjson");
-    let mut body = Vec::new();
-    for l in lines {
-        body.extend_from_slice(l);
-        body.push(b'\n');
-    }
-    std::fs::write(&path, body).unwrap();
-    path
 }
 
 async fn get(addr: std::net::SocketAddr, query: &str) -> Value {

@@ -213,7 +213,8 @@ fn in_window(m: Measure, day: i32, from: i32, to: i32) -> bool {
     }
 }
 
-fn ms_time(ms: i64) -> String {
+/// Formats an ingestion time in ms as the APIs write times.
+pub fn format_ms(ms: i64) -> String {
     let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
     format_ts(&t.with_timezone(&ict()))
 }
@@ -283,7 +284,7 @@ impl PartitionState {
             out.push(ChangeItem {
                 dossier_id: r.dossier_id.to_string(),
                 reason,
-                ingested_at: ms_time(r.at_ms),
+                ingested_at: format_ms(r.at_ms),
                 partition,
                 offset: r.offset,
                 procedure_code: self.procedures.name(r.new.procedure).to_string(),
@@ -302,11 +303,6 @@ impl PartitionState {
 
 fn place_ok_key(s: &PartitionState, under: Option<&HashSet<String>>, locality: u32) -> bool {
     under.is_none_or(|u| u.contains(s.localities.name(locality)))
-}
-
-/// Formats an ingestion time in ms as the APIs write times.
-pub fn format_ms(ms: i64) -> String {
-    ms_time(ms)
 }
 
 #[cfg(test)]
