@@ -7,11 +7,12 @@ use crate::fact::Measure;
 use crate::query::{self, Source, WindowQuery, WindowTable};
 use crate::state::{BucketKey, Counts, NO_AGENCY, PartitionState};
 use datafusion::arrow::array::{
-    ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    AsArray, StringArray, ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
     UInt8Builder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use dvc_pulse_model::DossierEvent;
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 /// Schema of the `events` table: one row per version as received.
@@ -113,18 +114,38 @@ pub static BUCKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
+/// Schema of the store's `contributions` table: the buckets' columns and `month`
+/// (`YYYY-MM` of `day`, the partition column).
+pub static CONTRIBUTIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = BUCKETS_SCHEMA
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("month", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+});
+
 impl PartitionState {
     /// The daily buckets as one Arrow batch, sorted by day.
     pub fn buckets_batch(&self) -> RecordBatch {
         self.rows_batch(self.buckets.iter().collect())
     }
 
-    /// Bucket rows that, added to [`PartitionState::buckets_batch`], give the buckets as
-    /// they were at ingestion time `as_of_ms` (see [`crate::history`]); `None` when
-    /// nothing was read after it.
-    pub fn undo_batch(&self, as_of_ms: i64) -> Option<RecordBatch> {
-        let undo = self.history.undo_after(as_of_ms);
-        (!undo.is_empty()).then(|| self.rows_batch(undo.iter().collect()))
+    /// Bucket deltas as `contributions` rows (the buckets' columns and `month`).
+    pub fn contributions_batch(&self, deltas: &HashMap<BucketKey, Counts>) -> RecordBatch {
+        let rows = self.rows_batch(deltas.iter().collect());
+        let days = rows
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        let month = StringArray::from_iter_values(
+            days.values()
+                .iter()
+                .map(|d| crate::fact::day_date(*d).format("%Y-%m").to_string()),
+        );
+        let mut cols = rows.columns().to_vec();
+        cols.push(Arc::new(month));
+        RecordBatch::try_new(CONTRIBUTIONS_SCHEMA.clone(), cols).expect("contribution columns match")
     }
 
     fn rows_batch(&self, mut keys: Vec<(&BucketKey, &Counts)>) -> RecordBatch {
@@ -140,9 +161,9 @@ impl PartitionState {
             .collect();
         for ((d, p, l, a), counts) in keys {
             day.append_value(*d);
-            proc_.append_value(self.procedures.name(*p));
-            loc.append_value(self.localities.name(*l));
-            agency.append_option((*a != NO_AGENCY).then(|| self.agencies.name(*a)));
+            proc_.append_value(self.names.procedures.name(*p));
+            loc.append_value(self.names.localities.name(*l));
+            agency.append_option((*a != NO_AGENCY).then(|| self.names.agencies.name(*a)));
             for (b, c) in ms.iter_mut().zip(counts) {
                 b.append_value(*c);
             }
@@ -177,18 +198,45 @@ pub async fn series_from_buckets(
 ) -> Result<query::SeriesTable, RollupError> {
     q.validate(dims)?;
     let ctx = query::context(dims, "buckets", BUCKETS_SCHEMA.clone(), buckets)?;
+    ctx.register_batch("calendar", calendar(q)?)?;
+    query::run_series(&ctx, q).await
+}
+
+/// A window over table `buckets` of `ctx` (any provider with the bucket columns, such as
+/// the store's `contributions` table).
+pub async fn window_in(
+    ctx: &datafusion::prelude::SessionContext,
+    dims: &Dims,
+    q: &WindowQuery,
+) -> Result<WindowTable, RollupError> {
+    q.validate(dims)?;
+    query::register_dims(ctx, dims)?;
+    query::run(ctx, Source::Buckets, q).await
+}
+
+/// Rolling 30-day windows ending on each day of `q.from..=q.to`, over table `buckets` of `ctx`.
+pub async fn series_in(
+    ctx: &datafusion::prelude::SessionContext,
+    dims: &Dims,
+    q: &WindowQuery,
+) -> Result<query::SeriesTable, RollupError> {
+    q.validate(dims)?;
+    query::register_dims(ctx, dims)?;
+    ctx.register_batch("calendar", calendar(q)?)?;
+    query::run_series(ctx, q).await
+}
+
+fn calendar(q: &WindowQuery) -> Result<RecordBatch, RollupError> {
     let first = crate::fact::day_number(q.from) - 29;
     let days: Vec<i32> = (first..=crate::fact::day_number(q.to)).collect();
-    let calendar = RecordBatch::try_new(
+    Ok(RecordBatch::try_new(
         Arc::new(Schema::new(vec![Field::new(
             "day",
             DataType::Date32,
             false,
         )])),
         vec![Arc::new(datafusion::arrow::array::Date32Array::from(days))],
-    )?;
-    ctx.register_batch("calendar", calendar)?;
-    query::run_series(&ctx, q).await
+    )?)
 }
 
 /// A window straight from event versions (the batch path): the latest version of each

@@ -5,21 +5,27 @@
 //! dossier contributes, and the definitions), [`state`] (one partition's state),
 //! [`dims`] (reference tables the SQL joins), [`query`] (window SQL and its result),
 //! [`batch`] (Arrow batches in and out, and the two query paths), [`persist`] (the
-//! dossier table of a checkpoint), [`history`] (revisions by ingestion time, for windows
-//! as of a moment), [`report`] (report layouts and formats).
+//! state and changes rows the store keeps), [`changes`] (versions read, and what changed
+//! a window), [`outbox`] (what a partition owes the store), [`report`] (report layouts
+//! and formats).
 
 pub mod batch;
 pub mod dims;
+pub mod changes;
 pub mod error;
 pub mod fact;
-pub mod history;
 pub mod persist;
+pub mod outbox;
 pub mod query;
 pub mod report;
 pub mod state;
 
-pub use batch::{EventsBuilder, series_from_buckets, window_from_buckets, window_from_events};
+pub use batch::{
+    EventsBuilder, series_from_buckets, series_in, window_from_buckets, window_from_events,
+    window_in,
+};
 pub use dims::Dims;
+pub use fact::Measure;
 pub use error::RollupError;
 pub use query::{Counts, GroupKey, SeriesPoint, SeriesTable, WindowQuery, WindowRow, WindowTable};
-pub use state::{Outcome, PartitionState, content_hash, dossier_key};
+pub use state::{Applied, Outcome, PartitionState, content_hash, dossier_key};

@@ -1,72 +1,74 @@
-//! A partition's dossier table as an Arrow batch and back: what checkpoints store.
-//! Buckets are not read back; they are rebuilt from the dossiers, so they cannot drift.
+//! A partition's persisted forms as Arrow batches with Delta Lake column types (no
+//! dictionaries, no unsigned integers), and back:
+//! - the `state` table: one row per dossier entry written, with the offset of the version
+//!   it reflects; restoring keeps the newest row per key, and rebuilds the buckets from
+//!   the entries so they cannot drift;
+//! - the `changes` table: one row per version read, with the entries before and after.
 
+use crate::changes::{Change, ChangeLog, Revision};
 use crate::error::RollupError;
-use crate::fact::Days;
-use crate::history::{Change, History, Revision};
-use crate::state::{Entry, Interner, NO_AGENCY, PartitionState};
+use crate::fact::{Days, day_date};
+use crate::state::{Entry, Names, PartitionState};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch,
-    StringArray, UInt8Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Array, Int16Array, Int32Array,
+    Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, UInt8Type, UInt32Type, UInt64Type,
+    DataType, Field, Int16Type, Int32Type, Int64Type, Schema, SchemaRef,
 };
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-fn dict() -> DataType {
-    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
-}
-
 /// The columns of an [`Entry`], names prefixed (`""`, `new_`, `old_`).
-fn entry_fields(prefix: &str) -> Vec<Field> {
+fn entry_fields(prefix: &str, nullable: bool) -> Vec<Field> {
     let f = |n: &str, t: DataType, null: bool| Field::new(format!("{prefix}{n}"), t, null);
     vec![
-        f("updated_us", DataType::Int64, false),
-        f("content", DataType::UInt64, false),
-        f("status", DataType::UInt8, false),
-        f("channel", DataType::UInt8, false),
-        f("on_time", DataType::Boolean, false),
-        f("received", DataType::Int32, false),
-        f("finished", DataType::Int32, false),
-        f("closed", DataType::Int32, false),
-        f("due", DataType::Int32, false),
-        f("procedure_code", dict(), false),
-        f("locality_code", dict(), false),
-        f("agency", dict(), true),
+        f("updated_us", DataType::Int64, nullable),
+        f("content", DataType::Int64, nullable),
+        f("status", DataType::Int16, nullable),
+        f("channel", DataType::Int16, nullable),
+        f("on_time", DataType::Boolean, nullable),
+        f("received", DataType::Int32, nullable),
+        f("finished", DataType::Int32, nullable),
+        f("closed", DataType::Int32, nullable),
+        f("due", DataType::Int32, nullable),
+        f("procedure_code", DataType::Utf8, nullable),
+        f("locality_code", DataType::Utf8, nullable),
+        f("agency", DataType::Utf8, true),
     ]
 }
 
-/// Schema of a checkpointed dossier table.
-pub static DOSSIERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields = vec![
-        Field::new("key_hi", DataType::UInt64, false),
-        Field::new("key_lo", DataType::UInt64, false),
-    ];
-    fields.extend(entry_fields(""));
-    Arc::new(Schema::new(fields))
-});
+/// Number of columns of an entry.
+const ENTRY_COLUMNS: usize = 12;
 
-/// Schema of a checkpointed history: one row per revision; `old_*` repeats `new_*` when
-/// `has_old` is false.
-pub static HISTORY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+/// Schema of the `state` table (partitioned by `partition`).
+pub static STATE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![
-        Field::new("at_ms", DataType::Int64, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("key_hi", DataType::Int64, false),
+        Field::new("key_lo", DataType::Int64, false),
         Field::new("offset", DataType::Int64, false),
-        Field::new("dossier_id", DataType::Utf8, false),
-        Field::new("change", DataType::UInt8, false),
-        Field::new("has_old", DataType::Boolean, false),
     ];
-    fields.extend(entry_fields("new_"));
-    fields.extend(entry_fields("old_"));
+    fields.extend(entry_fields("", false));
     Arc::new(Schema::new(fields))
 });
 
-fn dictionary(keys: Vec<Option<u32>>, names: &Interner) -> Result<ArrayRef, RollupError> {
-    let values = StringArray::from_iter_values(names.names().iter().map(|s| &**s));
-    let a = DictionaryArray::<UInt32Type>::try_new(UInt32Array::from(keys), Arc::new(values))?;
-    Ok(Arc::new(a))
-}
+/// Schema of the `changes` table (partitioned by `ingest_day`, the ICT day of the
+/// ingestion time, so retention drops whole partitions). `old_*` are null without an
+/// entry held before.
+pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("ingest_day", DataType::Date32, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("ingested_at_ms", DataType::Int64, false),
+        Field::new("dossier_id", DataType::Utf8, false),
+        Field::new("change", DataType::Utf8, false),
+    ];
+    fields.extend(entry_fields("new_", false));
+    fields.extend(entry_fields("old_", true));
+    Arc::new(Schema::new(fields))
+});
 
 fn corrupt(what: &str, detail: &str) -> RollupError {
     RollupError::Corrupt {
@@ -75,202 +77,246 @@ fn corrupt(what: &str, detail: &str) -> RollupError {
     }
 }
 
-impl PartitionState {
-    /// The 12 columns of `es`, in [`entry_fields`] order.
-    fn entry_columns(&self, es: &[&Entry]) -> Result<Vec<ArrayRef>, RollupError> {
-        let m = |f: &dyn Fn(&Entry) -> i32| Int32Array::from_iter_values(es.iter().map(|e| f(e)));
-        Ok(vec![
-            Arc::new(Int64Array::from_iter_values(
-                es.iter().map(|e| e.updated_us),
-            )),
-            Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.content))),
-            Arc::new(UInt8Array::from_iter_values(es.iter().map(|e| e.status))),
-            Arc::new(UInt8Array::from_iter_values(
-                es.iter().map(|e| e.days.channel),
-            )),
-            Arc::new(BooleanArray::from(
-                es.iter().map(|e| e.days.on_time).collect::<Vec<_>>(),
-            )),
-            Arc::new(m(&|e| e.days.received)),
-            Arc::new(m(&|e| e.days.finished)),
-            Arc::new(m(&|e| e.days.closed)),
-            Arc::new(m(&|e| e.days.due)),
-            dictionary(
-                es.iter().map(|e| Some(e.procedure)).collect(),
-                &self.procedures,
-            )?,
-            dictionary(
-                es.iter().map(|e| Some(e.locality)).collect(),
-                &self.localities,
-            )?,
-            dictionary(
-                es.iter()
-                    .map(|e| (e.agency != NO_AGENCY).then_some(e.agency))
-                    .collect(),
-                &self.agencies,
-            )?,
-        ])
+/// The entry columns of `es` (`None`: a null row), in [`entry_fields`] order.
+fn entry_columns(names: &Names, es: &[Option<&Entry>]) -> Vec<ArrayRef> {
+    fn col<T, A: From<Vec<Option<T>>> + Array + 'static>(
+        es: &[Option<&Entry>],
+        f: impl Fn(&Entry) -> T,
+    ) -> ArrayRef {
+        Arc::new(A::from(es.iter().map(|e| e.map(&f)).collect::<Vec<_>>()))
     }
-
-    /// Reads the 12 entry columns starting at column `first`, interning their strings.
-    fn read_entries(
-        &mut self,
-        b: &RecordBatch,
-        first: usize,
-        what: &str,
-    ) -> Result<Vec<Entry>, RollupError> {
-        let c = |i: usize| b.column(first + i);
-        let updated = c(0).as_primitive::<Int64Type>();
-        let content = c(1).as_primitive::<UInt64Type>();
-        let (status, channel) = (
-            c(2).as_primitive::<UInt8Type>(),
-            c(3).as_primitive::<UInt8Type>(),
-        );
-        let on_time = c(4).as_boolean();
-        let i32c = |i: usize| c(i).as_primitive::<Int32Type>();
-        let (rec, fin, clo, due) = (i32c(5), i32c(6), i32c(7), i32c(8));
-        // Re-intern through the dictionaries: ids may differ from the writer's.
-        let remap = |col: usize, interner: &mut Interner| -> Result<Vec<u32>, RollupError> {
-            let d = c(col).as_dictionary::<UInt32Type>();
-            let values = d.values().as_string::<i32>();
-            let ids: Vec<u32> = (0..values.len())
-                .map(|i| interner.id(values.value(i)))
-                .collect();
-            d.keys()
-                .iter()
-                .map(|k| match k {
-                    Some(k) => ids
-                        .get(k as usize)
-                        .copied()
-                        .ok_or_else(|| corrupt(what, "dictionary key out of range")),
-                    None => Ok(NO_AGENCY),
-                })
-                .collect()
-        };
-        let procs = remap(9, &mut self.procedures)?;
-        let locs = remap(10, &mut self.localities)?;
-        let ags = remap(11, &mut self.agencies)?;
-        (0..b.num_rows())
-            .map(|i| {
-                if channel.value(i) > 2 || !(1..=10).contains(&status.value(i)) {
-                    return Err(corrupt(what, "status or channel out of range"));
-                }
-                Ok(Entry {
-                    updated_us: updated.value(i),
-                    content: content.value(i),
-                    procedure: procs[i],
-                    locality: locs[i],
-                    agency: ags[i],
-                    days: Days {
-                        received: rec.value(i),
-                        finished: fin.value(i),
-                        closed: clo.value(i),
-                        due: due.value(i),
-                        channel: channel.value(i),
-                        on_time: on_time.value(i),
-                    },
-                    status: status.value(i),
-                })
-            })
-            .collect()
+    let text = |f: &dyn Fn(&Entry) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            es.iter().map(|e| e.and_then(f)).collect::<Vec<_>>(),
+        ))
+    };
+    let mut on_time = BooleanBuilder::with_capacity(es.len());
+    for e in es {
+        on_time.append_option(e.map(|e| e.days.on_time));
     }
+    vec![
+        col::<i64, Int64Array>(es, |e| e.updated_us),
+        col::<i64, Int64Array>(es, |e| e.content as i64),
+        col::<i16, Int16Array>(es, |e| e.status as i16),
+        col::<i16, Int16Array>(es, |e| e.days.channel as i16),
+        Arc::new(on_time.finish()),
+        col::<i32, Int32Array>(es, |e| e.days.received),
+        col::<i32, Int32Array>(es, |e| e.days.finished),
+        col::<i32, Int32Array>(es, |e| e.days.closed),
+        col::<i32, Int32Array>(es, |e| e.days.due),
+        text(&|e| Some(names.of(e).0.to_string())),
+        text(&|e| Some(names.of(e).1.to_string())),
+        text(&|e| names.of(e).2.map(str::to_string)),
+    ]
+}
 
-    /// The dossier table as one batch (unordered).
-    pub fn dossiers_batch(&self) -> Result<RecordBatch, RollupError> {
-        let (keys, es): (Vec<&[u64; 2]>, Vec<&Entry>) = self.dossiers.iter().unzip();
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from_iter_values(keys.iter().map(|k| k[0]))),
-            Arc::new(UInt64Array::from_iter_values(keys.iter().map(|k| k[1]))),
-        ];
-        cols.extend(self.entry_columns(&es)?);
-        Ok(RecordBatch::try_new(DOSSIERS_SCHEMA.clone(), cols)?)
-    }
-
-    /// The history as one batch, in order.
-    pub fn history_batch(&self) -> Result<RecordBatch, RollupError> {
-        let rs: Vec<&Revision> = self.history.revisions().collect();
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(rs.iter().map(|r| r.at_ms))),
-            Arc::new(Int64Array::from_iter_values(rs.iter().map(|r| r.offset))),
-            Arc::new(StringArray::from_iter_values(
-                rs.iter().map(|r| &*r.dossier_id),
-            )),
-            Arc::new(UInt8Array::from_iter_values(
-                rs.iter().map(|r| r.change as u8),
-            )),
-            Arc::new(BooleanArray::from(
-                rs.iter().map(|r| r.old.is_some()).collect::<Vec<_>>(),
-            )),
-        ];
-        let new: Vec<&Entry> = rs.iter().map(|r| &r.new).collect();
-        let old: Vec<&Entry> = rs
-            .iter()
-            .map(|r| r.old.as_ref().unwrap_or(&r.new))
-            .collect();
-        cols.extend(self.entry_columns(&new)?);
-        cols.extend(self.entry_columns(&old)?);
-        Ok(RecordBatch::try_new(HISTORY_SCHEMA.clone(), cols)?)
-    }
-
-    /// Restores the history from checkpointed batches (after [`PartitionState::from_dossiers`]).
-    pub fn restore_history(
-        &mut self,
-        batches: &[RecordBatch],
-        retention_ms: i64,
-        floor_ms: i64,
-    ) -> Result<(), RollupError> {
-        let mut h = History::new(retention_ms);
-        for b in batches {
-            if b.schema().fields() != HISTORY_SCHEMA.fields() {
-                return Err(corrupt("history", "unexpected schema"));
+/// Reads the entry columns starting at column `first` (`None` for null rows), interning
+/// their names in `names`.
+fn read_entries(
+    names: &mut Names,
+    b: &RecordBatch,
+    first: usize,
+    what: &str,
+) -> Result<Vec<Option<Entry>>, RollupError> {
+    let c = |i: usize| b.column(first + i);
+    let updated = c(0).as_primitive::<Int64Type>();
+    let content = c(1).as_primitive::<Int64Type>();
+    let (status, channel) = (
+        c(2).as_primitive::<Int16Type>(),
+        c(3).as_primitive::<Int16Type>(),
+    );
+    let on_time: &BooleanArray = c(4).as_boolean();
+    let i32c = |i: usize| c(i).as_primitive::<Int32Type>();
+    let (rec, fin, clo, due) = (i32c(5), i32c(6), i32c(7), i32c(8));
+    let (proc_, loc, agency) = (
+        c(9).as_string::<i32>(),
+        c(10).as_string::<i32>(),
+        c(11).as_string::<i32>(),
+    );
+    (0..b.num_rows())
+        .map(|i| {
+            if updated.is_null(i) {
+                return Ok(None);
             }
-            let new = self.read_entries(b, 5, "history")?;
-            let old = self.read_entries(b, 17, "history")?;
-            let at = b.column(0).as_primitive::<Int64Type>();
-            let offset = b.column(1).as_primitive::<Int64Type>();
-            let id = b.column(2).as_string::<i32>();
-            let change = b.column(3).as_primitive::<UInt8Type>();
-            let has_old = b.column(4).as_boolean();
-            for (i, (new, old)) in new.into_iter().zip(old).enumerate() {
-                let change = Change::from_u8(change.value(i))
-                    .ok_or_else(|| corrupt("history", "unknown change"))?;
-                h.push(Revision {
+            if !(0..=2).contains(&channel.value(i)) || !(1..=10).contains(&status.value(i)) {
+                return Err(corrupt(what, "status or channel out of range"));
+            }
+            let ag = (!agency.is_null(i)).then(|| agency.value(i));
+            let (procedure, locality, agency) = names.ids(proc_.value(i), loc.value(i), ag);
+            Ok(Some(Entry {
+                updated_us: updated.value(i),
+                content: content.value(i) as u64,
+                procedure,
+                locality,
+                agency,
+                days: Days {
+                    received: rec.value(i),
+                    finished: fin.value(i),
+                    closed: clo.value(i),
+                    due: due.value(i),
+                    channel: channel.value(i) as u8,
+                    on_time: on_time.value(i),
+                },
+                status: status.value(i) as u8,
+            }))
+        })
+        .collect()
+}
+
+fn check_schema(b: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<(), RollupError> {
+    let names = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect::<Vec<_>>()
+    };
+    if names(&b.schema()) != names(schema) {
+        return Err(corrupt(what, "unexpected schema"));
+    }
+    Ok(())
+}
+
+impl PartitionState {
+    /// The `state` rows of the dossiers `keys` (with the offset of the version each
+    /// reflects), as held now.
+    pub fn state_batch(
+        &self,
+        partition: i32,
+        keys: &[([u64; 2], i64)],
+    ) -> Result<RecordBatch, RollupError> {
+        let es: Vec<Option<&Entry>> = keys.iter().map(|(k, _)| self.dossiers.get(k)).collect();
+        if es.iter().any(Option::is_none) {
+            return Err(corrupt("state rows", "a key is not held"));
+        }
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(vec![partition; keys.len()])),
+            Arc::new(Int64Array::from_iter_values(
+                keys.iter().map(|(k, _)| k[0] as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                keys.iter().map(|(k, _)| k[1] as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(keys.iter().map(|(_, o)| *o))),
+        ];
+        cols.extend(entry_columns(&self.names, &es));
+        Ok(RecordBatch::try_new(STATE_SCHEMA.clone(), cols)?)
+    }
+
+    /// Every dossier held, as `state` rows stamped with `offset` (a compaction).
+    pub fn full_state_batch(
+        &self,
+        partition: i32,
+        offset: i64,
+    ) -> Result<RecordBatch, RollupError> {
+        let keys: Vec<([u64; 2], i64)> = self.dossiers.keys().map(|k| (*k, offset)).collect();
+        self.state_batch(partition, &keys)
+    }
+
+    /// Rebuilds a state (dossiers and buckets) from `state` rows, keeping the newest row
+    /// (highest offset) of each key; `next_offset` is the next offset to apply.
+    pub fn from_state_rows(
+        batches: &[RecordBatch],
+        next_offset: i64,
+    ) -> Result<PartitionState, RollupError> {
+        let mut s = PartitionState {
+            next_offset,
+            ..PartitionState::default()
+        };
+        let mut newest: HashMap<[u64; 2], (i64, Entry)> = HashMap::new();
+        for b in batches {
+            check_schema(b, &STATE_SCHEMA, "state table")?;
+            let es = read_entries(&mut s.names, b, 4, "state table")?;
+            let hi = b.column(1).as_primitive::<Int64Type>();
+            let lo = b.column(2).as_primitive::<Int64Type>();
+            let off = b.column(3).as_primitive::<Int64Type>();
+            for (i, e) in es.into_iter().enumerate() {
+                let e = e.ok_or_else(|| corrupt("state table", "null entry"))?;
+                let key = [hi.value(i) as u64, lo.value(i) as u64];
+                match newest.get(&key) {
+                    Some((o, _)) if *o >= off.value(i) => {}
+                    _ => {
+                        newest.insert(key, (off.value(i), e));
+                    }
+                }
+            }
+        }
+        s.dossiers.reserve(newest.len());
+        for (key, (_, e)) in newest {
+            s.newest_event_us = s.newest_event_us.max(e.updated_us);
+            s.insert_entry(key, e);
+        }
+        Ok(s)
+    }
+
+    /// The `changes` rows of `revisions`, read from `partition`.
+    pub fn changes_batch(
+        &self,
+        partition: i32,
+        revisions: &[Revision],
+    ) -> Result<RecordBatch, RollupError> {
+        let ict_day = |ms: i64| {
+            let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default();
+            crate::fact::ict_day(&t.fixed_offset())
+        };
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from_iter_values(
+                revisions.iter().map(|r| ict_day(r.at_ms)),
+            )),
+            Arc::new(Int32Array::from(vec![partition; revisions.len()])),
+            Arc::new(Int64Array::from_iter_values(
+                revisions.iter().map(|r| r.offset),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                revisions.iter().map(|r| r.at_ms),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                revisions.iter().map(|r| &*r.dossier_id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                revisions.iter().map(|r| r.change.name()),
+            )),
+        ];
+        let new: Vec<Option<&Entry>> = revisions.iter().map(|r| Some(&r.new)).collect();
+        let old: Vec<Option<&Entry>> = revisions.iter().map(|r| r.old.as_ref()).collect();
+        cols.extend(entry_columns(&self.names, &new));
+        cols.extend(entry_columns(&self.names, &old));
+        Ok(RecordBatch::try_new(CHANGES_SCHEMA.clone(), cols)?)
+    }
+}
+
+impl ChangeLog {
+    /// Adds `changes` rows read back from the store.
+    pub fn extend_from(&mut self, b: &RecordBatch) -> Result<(), RollupError> {
+        check_schema(b, &CHANGES_SCHEMA, "changes table")?;
+        let first_old = 6 + ENTRY_COLUMNS;
+        let new = read_entries(&mut self.names, b, 6, "changes table")?;
+        let old = read_entries(&mut self.names, b, first_old, "changes table")?;
+        let partition = b.column(1).as_primitive::<Int32Type>();
+        let offset = b.column(2).as_primitive::<Int64Type>();
+        let at = b.column(3).as_primitive::<Int64Type>();
+        let id = b.column(4).as_string::<i32>();
+        let change = b.column(5).as_string::<i32>();
+        for (i, (new, old)) in new.into_iter().zip(old).enumerate() {
+            let change = Change::from_name(change.value(i))
+                .ok_or_else(|| corrupt("changes table", "unknown change"))?;
+            let new = new.ok_or_else(|| corrupt("changes table", "null entry"))?;
+            self.revisions.push((
+                partition.value(i),
+                Revision {
                     at_ms: at.value(i),
                     offset: offset.value(i),
                     dossier_id: id.value(i).into(),
                     change,
-                    old: has_old.value(i).then_some(old),
+                    old,
                     new,
-                });
-            }
+                },
+            ));
         }
-        h.floor_ms = h.floor_ms.max(floor_ms);
-        self.history = h;
         Ok(())
     }
+}
 
-    /// Rebuilds a state (dossiers and buckets) from checkpointed dossier batches.
-    pub fn from_dossiers(
-        batches: &[RecordBatch],
-        next_offset: i64,
-        newest_event_us: i64,
-    ) -> Result<PartitionState, RollupError> {
-        let mut s = PartitionState {
-            next_offset,
-            newest_event_us,
-            ..PartitionState::default()
-        };
-        for b in batches {
-            if b.schema().fields() != DOSSIERS_SCHEMA.fields() {
-                return Err(corrupt("dossier table", "unexpected schema"));
-            }
-            let es = s.read_entries(b, 2, "dossier table")?;
-            let hi = b.column(0).as_primitive::<UInt64Type>();
-            let lo = b.column(1).as_primitive::<UInt64Type>();
-            for (i, e) in es.into_iter().enumerate() {
-                s.insert_entry([hi.value(i), lo.value(i)], e);
-            }
-        }
-        Ok(s)
-    }
+/// The calendar day of a Date32 value, for partition names.
+pub fn day_name(day: i32) -> String {
+    day_date(day).format("%Y-%m-%d").to_string()
 }

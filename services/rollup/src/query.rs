@@ -615,11 +615,23 @@ pub(crate) fn context(
     batches: Vec<RecordBatch>,
 ) -> Result<SessionContext, RollupError> {
     let ctx = SessionContext::new();
-    ctx.register_batch("places", dims.places.clone())?;
-    ctx.register_batch("ancestry", dims.ancestry.clone())?;
-    ctx.register_batch("services", dims.services.clone())?;
+    register_dims(&ctx, dims)?;
     ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
     Ok(ctx)
+}
+
+/// Registers the dimension tables in `ctx`.
+pub(crate) fn register_dims(ctx: &SessionContext, dims: &Dims) -> Result<(), RollupError> {
+    for (name, b) in [
+        ("places", &dims.places),
+        ("ancestry", &dims.ancestry),
+        ("services", &dims.services),
+    ] {
+        if !ctx.table_exist(name)? {
+            ctx.register_batch(name, b.clone())?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a window query in `ctx` and reads the answer.

@@ -2,7 +2,6 @@
 //! to. Synchronous and clock-free: "today" is an argument.
 
 use crate::fact::{Days, Measure, NO_DAY, ict_day};
-use crate::history::{Change, History, Revision};
 use dvc_pulse_model::{DossierEvent, Status};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -55,6 +54,37 @@ impl Interner {
 
 /// No agency.
 pub const NO_AGENCY: u32 = u32::MAX;
+
+/// The strings entries refer to by id: procedure codes, locality codes, agencies.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// Procedure codes.
+    pub procedures: Interner,
+    /// Locality codes.
+    pub localities: Interner,
+    /// Agencies.
+    pub agencies: Interner,
+}
+
+impl Names {
+    /// Procedure, locality and agency of an entry.
+    pub fn of(&self, e: &Entry) -> (&str, &str, Option<&str>) {
+        (
+            self.procedures.name(e.procedure),
+            self.localities.name(e.locality),
+            (e.agency != NO_AGENCY).then(|| self.agencies.name(e.agency)),
+        )
+    }
+
+    /// Ids of the three names, adding them when new.
+    pub fn ids(&mut self, procedure: &str, locality: &str, agency: Option<&str>) -> (u32, u32, u32) {
+        (
+            self.procedures.id(procedure),
+            self.localities.id(locality),
+            agency.map_or(NO_AGENCY, |a| self.agencies.id(a)),
+        )
+    }
+}
 
 /// What the state keeps of a dossier: its version and its contribution (48 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +143,27 @@ pub type Counts = [i64; Measure::ALL.len()];
 pub struct PartitionState {
     pub(crate) dossiers: HashMap<[u64; 2], Entry>,
     pub(crate) buckets: HashMap<BucketKey, Counts>,
-    pub(crate) procedures: Interner,
-    pub(crate) localities: Interner,
-    pub(crate) agencies: Interner,
+    pub(crate) names: Names,
     /// The next Kafka offset to apply.
     pub next_offset: i64,
     /// Newest `updated_at` applied, microseconds (0 when none).
     pub newest_event_us: i64,
     /// Bumped on every change, so readers can cache derived batches.
     pub generation: u64,
-    /// Revisions by ingestion time, for windows as of a moment.
-    pub history: History,
+}
+
+/// What applying one version did, with the entries before and after (both absent when
+/// the version was beyond the horizon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The dossier's key ([`dossier_key`]).
+    pub key: [u64; 2],
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The entry held before, if any.
+    pub old: Option<Entry>,
+    /// The entry of the version read (held now when the outcome is `Applied`).
+    pub new: Option<Entry>,
 }
 
 impl PartitionState {
@@ -139,36 +179,21 @@ impl PartitionState {
         self.apply_entry(e, content, today, horizon_days).0
     }
 
-    /// [`PartitionState::apply`], recording the revision in [`PartitionState::history`]
-    /// with its Kafka offset and ingestion time (ms).
-    pub fn apply_logged(
+    /// [`PartitionState::apply`], with the entries before and after.
+    pub fn apply_full(
         &mut self,
         e: &DossierEvent,
         content: u64,
         today: i32,
         horizon_days: i32,
-        offset: i64,
-        at_ms: i64,
-    ) -> Outcome {
+    ) -> Applied {
         let (outcome, old, new) = self.apply_entry(e, content, today, horizon_days);
-        let change = match outcome {
-            Outcome::Applied {
-                replaced: false, ..
-            } => Change::New,
-            Outcome::Applied { replaced: true, .. } => Change::Corrected,
-            Outcome::Duplicate => Change::Duplicate,
-            Outcome::Stale => Change::Stale,
-            Outcome::BeyondHorizon { .. } => return outcome,
-        };
-        self.history.push(Revision {
-            at_ms,
-            offset,
-            dossier_id: e.dossier_id.as_str().into(),
-            change,
+        Applied {
+            key: dossier_key(&e.dossier_id),
+            outcome,
             old,
-            new: new.expect("every outcome but BeyondHorizon has an entry"),
-        });
-        outcome
+            new,
+        }
     }
 
     fn apply_entry(
@@ -187,12 +212,12 @@ impl PartitionState {
         let entry = Entry {
             updated_us: e.updated_at.timestamp_micros(),
             content,
-            procedure: self.procedures.id(&e.procedure_code),
-            locality: self.localities.id(&e.locality_code),
+            procedure: self.names.procedures.id(&e.procedure_code),
+            locality: self.names.localities.id(&e.locality_code),
             agency: e
                 .agency
                 .as_deref()
-                .map_or(NO_AGENCY, |a| self.agencies.id(a)),
+                .map_or(NO_AGENCY, |a| self.names.agencies.id(a)),
             days: days.unwrap_or(Days {
                 received: NO_DAY,
                 finished: NO_DAY,
@@ -237,12 +262,23 @@ impl PartitionState {
         });
     }
 
-    pub(crate) fn insert_entry(&mut self, key: [u64; 2], e: Entry) {
+    /// Sets a dossier's entry (restoring persisted state), replacing its contribution.
+    pub fn insert_entry(&mut self, key: [u64; 2], e: Entry) {
         if let Some(old) = self.dossiers.insert(key, e) {
             self.contribute(&old, -1);
         }
         self.contribute(&e, 1);
         self.generation += 1;
+    }
+
+    /// The entry held for a key.
+    pub fn entry(&self, key: &[u64; 2]) -> Option<&Entry> {
+        self.dossiers.get(key)
+    }
+
+    /// The names entries refer to.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Live dossiers held.

@@ -1,18 +1,16 @@
-//! What a partition learnt when: one revision per version read, stamped with its Kafka
-//! ingestion time. Windows "as of" a moment are the live buckets minus the revisions
-//! after it, so a report can be regenerated exactly after late data changed the past.
-//!
-//! Revisions are kept for a retention (`history_days`), counted back from the newest
-//! ingestion time; older ones are folded into the state and `floor_ms` says so.
+//! What a partition read, version by version: one [`Revision`] per version (new, corrected,
+//! duplicate, stale) with the entries before and after. The store keeps them as the
+//! `changes` table; a [`ChangeLog`] read back from it names what changed a window between
+//! two moments.
 
 use crate::fact::{Measure, NO_DAY, day_date, day_number};
 use crate::query::WindowQuery;
-use crate::state::{BucketKey, Counts, Entry, PartitionState};
+use crate::state::{BucketKey, Entry, Names, PartitionState};
 use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_model::Channel;
 use dvc_pulse_model::event::{format_ts, ict};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 /// What a version did to the dossier it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +37,30 @@ impl Change {
         }
     }
 
-    /// From its `repr` value (checkpoints).
-    pub fn from_u8(n: u8) -> Option<Change> {
+    /// From its [`Change::name`] (the `changes` table).
+    pub fn from_name(n: &str) -> Option<Change> {
         [
             Change::New,
             Change::Corrected,
             Change::Duplicate,
             Change::Stale,
         ]
-        .get(n as usize)
-        .copied()
+        .into_iter()
+        .find(|c| c.name() == n)
+    }
+
+    /// What applying a version did, as a change; `None` when it was beyond the horizon.
+    pub fn of(outcome: crate::state::Outcome) -> Option<Change> {
+        use crate::state::Outcome;
+        match outcome {
+            Outcome::Applied {
+                replaced: false, ..
+            } => Some(Change::New),
+            Outcome::Applied { replaced: true, .. } => Some(Change::Corrected),
+            Outcome::Duplicate => Some(Change::Duplicate),
+            Outcome::Stale => Some(Change::Stale),
+            Outcome::BeyondHorizon { .. } => None,
+        }
     }
 
     /// Whether it changed counts.
@@ -60,7 +72,7 @@ impl Change {
 /// One version read from the partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revision {
-    /// Ingestion time (Kafka timestamp, ms), made non-decreasing within the partition.
+    /// Ingestion time (Kafka timestamp, ms).
     pub at_ms: i64,
     /// Kafka offset.
     pub offset: i64,
@@ -93,79 +105,14 @@ impl Revision {
     }
 }
 
-/// A partition's revisions within the retention.
+/// Versions read, with the names their entries refer to: what the `changes` table holds
+/// for a range of offsets, read back.
 #[derive(Debug, Clone, Default)]
-pub struct History {
-    pub(crate) revisions: VecDeque<Revision>,
-    /// Retention in ms; 0 keeps nothing.
-    pub retention_ms: i64,
-    /// Revisions at or before this moment were folded away: no `as_of` before it.
-    pub floor_ms: i64,
-    /// Newest ingestion time seen (ms; 0 when none).
-    pub last_ms: i64,
-}
-
-impl History {
-    /// An empty history keeping `retention_ms`.
-    pub fn new(retention_ms: i64) -> Self {
-        History {
-            retention_ms,
-            ..Default::default()
-        }
-    }
-
-    /// Records a revision; `at_ms` is raised to the newest seen so the log stays ordered.
-    pub(crate) fn push(&mut self, mut r: Revision) {
-        r.at_ms = r.at_ms.max(self.last_ms);
-        self.last_ms = r.at_ms;
-        self.revisions.push_back(r);
-        self.prune();
-    }
-
-    fn prune(&mut self) {
-        let keep_from = self.last_ms - self.retention_ms;
-        while let Some(r) = self.revisions.front() {
-            if r.at_ms >= keep_from && self.retention_ms > 0 {
-                break;
-            }
-            self.floor_ms = self.floor_ms.max(r.at_ms);
-            self.revisions.pop_front();
-        }
-    }
-
-    /// Revisions in order.
-    pub fn revisions(&self) -> impl Iterator<Item = &Revision> {
-        self.revisions.iter()
-    }
-
-    /// Number of revisions kept.
-    pub fn len(&self) -> usize {
-        self.revisions.len()
-    }
-
-    /// Whether none are kept.
-    pub fn is_empty(&self) -> bool {
-        self.revisions.is_empty()
-    }
-
-    /// Revisions read after `as_of_ms`, in order (a suffix of the log).
-    pub fn after(&self, as_of_ms: i64) -> impl Iterator<Item = &Revision> {
-        let start = self.revisions.partition_point(|r| r.at_ms <= as_of_ms);
-        self.revisions.range(start..)
-    }
-
-    /// Bucket rows that take the live buckets back to `as_of_ms`: the negated effect of
-    /// every revision after it.
-    pub fn undo_after(&self, as_of_ms: i64) -> HashMap<BucketKey, Counts> {
-        let mut out: HashMap<BucketKey, Counts> = HashMap::new();
-        for r in self.after(as_of_ms) {
-            r.deltas(|k, m, sign| {
-                out.entry(k).or_insert([0; Measure::ALL.len()])[m as usize] -= sign;
-            });
-        }
-        out.retain(|_, c| c.iter().any(|&x| x != 0));
-        out
-    }
+pub struct ChangeLog {
+    /// Names of the entries' ids.
+    pub names: Names,
+    /// `(partition, revision)`, in any order.
+    pub revisions: Vec<(i32, Revision)>,
 }
 
 /// One version read between two moments that bears on a window, and why it changed it.
@@ -219,14 +166,13 @@ pub fn format_ms(ms: i64) -> String {
     format_ts(&t.with_timezone(&ict()))
 }
 
-impl PartitionState {
-    /// The versions read in `(a_ms, b_ms]` that bear on window `q`, restricted to the
-    /// locality codes in `under` when given.
-    pub fn changes_between(
+impl ChangeLog {
+    /// The versions of the log that bear on window `q`, restricted to the locality codes
+    /// in `under` when given, oldest first; `a_ms` is the earlier moment, which tells late
+    /// dossiers (received on or before its day) from new ones.
+    pub fn items(
         &self,
-        partition: i32,
         a_ms: i64,
-        b_ms: i64,
         q: &WindowQuery,
         under: Option<&HashSet<String>>,
     ) -> Vec<ChangeItem> {
@@ -239,9 +185,13 @@ impl PartitionState {
         );
         let status = |e: &Entry| PartitionState::status_of(e.status).as_str();
         let mut out = Vec::new();
-        for r in self.history.after(a_ms).take_while(|r| r.at_ms <= b_ms) {
-            let place_ok =
-                |e: &Entry| under.is_none_or(|u| u.contains(self.localities.name(e.locality)));
+        let mut revisions: Vec<&(i32, Revision)> = self.revisions.iter().collect();
+        revisions.sort_by_key(|(p, r)| (r.at_ms, *p, r.offset));
+        for (partition, r) in revisions {
+            let partition = *partition;
+            let place_ok = |e: &Entry| {
+                under.is_none_or(|u| u.contains(self.names.localities.name(e.locality)))
+            };
             if !place_ok(&r.new) && !r.old.as_ref().is_some_and(place_ok) {
                 continue;
             }
@@ -249,7 +199,7 @@ impl PartitionState {
             // by what they would have counted.
             let mut net: HashMap<(BucketKey, u8), i64> = HashMap::new();
             let mut touch = |k: BucketKey, m: Measure, sign: i64| {
-                if place_ok_key(self, under, k.2) && in_window(m, k.0, from, to) {
+                if under.is_none_or(|u| u.contains(self.names.localities.name(k.2))) && in_window(m, k.0, from, to) {
                     *net.entry((k, m as u8)).or_default() += sign;
                 }
             };
@@ -287,8 +237,8 @@ impl PartitionState {
                 ingested_at: format_ms(r.at_ms),
                 partition,
                 offset: r.offset,
-                procedure_code: self.procedures.name(r.new.procedure).to_string(),
-                locality_code: self.localities.name(r.new.locality).to_string(),
+                procedure_code: self.names.procedures.name(r.new.procedure).to_string(),
+                locality_code: self.names.localities.name(r.new.locality).to_string(),
                 received_on: received,
                 channel: Channel::ALL[r.new.days.channel as usize].as_str(),
                 status: status(&r.new),
@@ -301,62 +251,20 @@ impl PartitionState {
     }
 }
 
-fn place_ok_key(s: &PartitionState, under: Option<&HashSet<String>>, locality: u32) -> bool {
-    under.is_none_or(|u| u.contains(s.localities.name(locality)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::Days;
-
-    fn rev(at_ms: i64) -> Revision {
-        let e = Entry {
-            updated_us: at_ms,
-            content: 0,
-            procedure: 0,
-            locality: 0,
-            agency: 0,
-            days: Days {
-                received: 10,
-                finished: NO_DAY,
-                closed: NO_DAY,
-                due: NO_DAY,
-                channel: 0,
-                on_time: false,
-            },
-            status: 2,
-        };
-        Revision {
-            at_ms,
-            offset: at_ms,
-            dossier_id: format!("D{at_ms}").into(),
-            change: Change::New,
-            old: None,
-            new: e,
-        }
-    }
 
     #[test]
-    fn keeps_the_retention_and_says_where_it_starts() {
-        let mut h = History::new(10);
-        for at in [1, 5, 12, 14, 30] {
-            h.push(rev(at));
+    fn change_names_round_trip() {
+        for c in [
+            Change::New,
+            Change::Corrected,
+            Change::Duplicate,
+            Change::Stale,
+        ] {
+            assert_eq!(Change::from_name(c.name()), Some(c));
         }
-        // 30 - 10 = 20: revisions at 1..=14 were folded away.
-        assert_eq!(h.len(), 1);
-        assert_eq!(h.floor_ms, 14);
-        assert_eq!(h.after(14).count(), 1);
-        // Times never go back: a skewed clock is raised to the newest seen.
-        h.push(rev(25));
-        assert_eq!(h.revisions().map(|r| r.at_ms).collect::<Vec<_>>(), [30, 30]);
-        assert_eq!(
-            h.undo_after(29)
-                .values()
-                .map(|c| c[Measure::Received as usize])
-                .sum::<i64>(),
-            -2
-        );
-        assert!(h.undo_after(30).is_empty());
+        assert_eq!(Change::from_name("late"), None);
     }
 }
