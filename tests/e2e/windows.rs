@@ -468,7 +468,7 @@ async fn three_workers_one_killed_one_added_windows_stay_exact() {
             q.locality.clone().unwrap_or_default()
         )
     };
-    // Every surviving worker answers for all partitions: its own live, the others' checkpoints.
+    // Every surviving worker answers for all partitions, from the shared store.
     for w in [&a, &c, &d] {
         for (q, e) in queries.iter().zip(&expected) {
             let v = poll(w.addr, &url(q), Duration::from_secs(90), |v| {

@@ -54,7 +54,7 @@ pub async fn run(
     let gateway = crate::gateway::start(&cfg, None).await?;
     let url = format!("http://{}", gateway.addr);
     let checkpoints = std::env::temp_dir().join(format!("dvc-pulse-demo-{}", std::process::id()));
-    cfg.worker.checkpoint_url = checkpoints.display().to_string();
+    cfg.worker.store_url = checkpoints.display().to_string();
     let worker = crate::worker::start(&cfg, None).await?;
     let api = format!("http://{}", worker.addr);
     println!("dvc-pulse demo: everything embedded, nothing external.");

@@ -1,4 +1,5 @@
-//! `dvc-pulse worker`: the consume loop and the snapshot API, with graceful shutdown.
+//! `dvc-pulse worker`: the consume loop, store maintenance and the snapshot API, with
+//! graceful shutdown; `dvc-pulse serve`: the same API over the store alone.
 
 use crate::config::Config;
 use crate::error::AppError;
@@ -18,18 +19,22 @@ pub struct RunningWorker {
     /// The worker (state, metrics), for tests and the demo.
     pub worker: Arc<Worker>,
     stop: watch::Sender<bool>,
-    consume: JoinHandle<Result<(), WorkerError>>,
+    consume: Option<JoinHandle<Result<(), WorkerError>>>,
     serve: JoinHandle<Result<(), std::io::Error>>,
     refresh: JoinHandle<()>,
+    maintain: Option<JoinHandle<()>>,
 }
 
 impl RunningWorker {
     /// Stops consuming (after a last checkpoint) and serving.
     pub async fn stop(self) -> Result<(), AppError> {
         let _ = self.stop.send(true);
-        self.consume
-            .await
-            .map_err(|e| AppError::Http(e.to_string()))??;
+        if let Some(consume) = self.consume {
+            consume.await.map_err(|e| AppError::Http(e.to_string()))??;
+        }
+        if let Some(m) = self.maintain {
+            let _ = m.await;
+        }
         let _ = self.refresh.await;
         self.serve
             .await
@@ -42,14 +47,34 @@ impl RunningWorker {
 
     /// Ends the worker the way a crash would: no last checkpoint, no goodbye.
     pub fn abort(self) {
-        self.consume.abort();
+        if let Some(c) = &self.consume {
+            c.abort();
+        }
+        if let Some(m) = &self.maintain {
+            m.abort();
+        }
         self.serve.abort();
         self.refresh.abort();
     }
 
     /// True once the consume loop has ended (it only ends on its own after an error).
     pub fn consume_ended(&self) -> bool {
-        self.consume.is_finished()
+        self.consume.as_ref().is_some_and(|c| c.is_finished())
+    }
+
+    /// Resolves when the consume loop has ended on its own (an error: the store failed or
+    /// fenced this worker off), with why; never for a query-only server.
+    pub async fn failed(&mut self) -> String {
+        let Some(consume) = self.consume.as_mut() else {
+            return std::future::pending().await;
+        };
+        let why = match consume.await {
+            Ok(Ok(())) => "the consume loop ended".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.consume = None;
+        why
     }
 }
 
@@ -60,15 +85,51 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
             "set kafka.bootstrap_servers (or DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS)".into(),
         ));
     }
+    launch(cfg, clock, true).await
+}
+
+/// Starts a query-only server over the store (`dvc-pulse serve`): no Kafka.
+pub async fn serve(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, AppError> {
+    launch(cfg, clock, false).await
+}
+
+/// One maintenance round over the store (`dvc-pulse maintain`).
+pub async fn maintain(cfg: &Config) -> Result<dvc_pulse_store::Maintenance, AppError> {
+    let w = open(cfg, Arc::new(Utc::now), false).await?;
+    Ok(w.store
+        .maintain(today(&w), dvc_pulse_store::maintain::COMPACT_FILES)
+        .await
+        .map_err(WorkerError::from)?)
+}
+
+fn today(w: &Worker) -> i32 {
+    dvc_pulse_rollup::fact::day_number(
+        (w.clock)()
+            .with_timezone(&dvc_pulse_model::event::ict())
+            .date_naive(),
+    )
+}
+
+async fn open(cfg: &Config, clock: Clock, consumes: bool) -> Result<Worker, AppError> {
     let reference = Reference::load(&cfg.reference)?;
-    let worker = Arc::new(Worker::new(
+    Ok(Worker::open(
         cfg.worker.clone(),
         &cfg.topics.events,
         &cfg.topics.dead_letter,
         cfg.topics.partitions,
         &reference,
-        clock.unwrap_or_else(|| Arc::new(Utc::now)),
-    )?);
+        clock,
+        consumes,
+    )
+    .await?)
+}
+
+async fn launch(
+    cfg: &Config,
+    clock: Option<Clock>,
+    consumes: bool,
+) -> Result<RunningWorker, AppError> {
+    let worker = Arc::new(open(cfg, clock.unwrap_or_else(|| Arc::new(Utc::now)), consumes).await?);
     let listener = tokio::net::TcpListener::bind(cfg.worker.listen)
         .await
         .map_err(|source| AppError::Io {
@@ -80,18 +141,39 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let (w, kafka, topics, rx) = (
-        worker.clone(),
-        cfg.kafka.clone(),
-        cfg.topics.clone(),
-        stopped.clone(),
-    );
-    let consume = tokio::spawn(async move {
-        let r = consumer::run(w, &kafka, &topics, rx).await;
-        if let Err(e) = &r {
-            tracing::error!(error = %e, "consume loop stopped");
-        }
-        r
+    let consume = consumes.then(|| {
+        let (w, kafka, topics, rx) = (
+            worker.clone(),
+            cfg.kafka.clone(),
+            cfg.topics.clone(),
+            stopped.clone(),
+        );
+        tokio::spawn(async move {
+            let r = consumer::run(w.clone(), &kafka, &topics, rx).await;
+            w.set_ready(false);
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "consume loop stopped");
+            }
+            r
+        })
+    });
+    let maintain = consumes.then(|| {
+        let (w, mut rx) = (worker.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(w.cfg.maintenance_interval);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        match w.store.maintain(today(&w), dvc_pulse_store::maintain::COMPACT_FILES).await {
+                            Ok(m) => tracing::info!(compacted = m.compacted, expired = m.expired, vacuumed = m.vacuumed, "store maintained"),
+                            Err(e) => tracing::warn!(error = %e, "store maintenance"),
+                        }
+                    }
+                    _ = async { let _ = rx.wait_for(|s| *s).await; } => break,
+                }
+            }
+        })
     });
     let (w, mut rx) = (worker.clone(), stopped.clone());
     let refresh = tokio::spawn(async move {
@@ -124,5 +206,6 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
         consume,
         serve,
         refresh,
+        maintain,
     })
 }

@@ -109,8 +109,12 @@ enum Command {
         #[arg(long)]
         truth_locality: Option<String>,
     },
-    /// Run a stream worker: consume dossier-events, keep the windows, serve /v1/windows.
+    /// Run a stream worker: consume dossier-events, commit to the table store, serve /v1/windows.
     Worker,
+    /// Serve /v1/windows, the page and diffs from the table store only (no Kafka).
+    Serve,
+    /// Compact, expire and vacuum the table store once, and print what was done.
+    Maintain,
     /// Compute a window straight from an export of events (NDJSON, JSON array or CSV).
     Snapshot {
         /// An export of events (NDJSON or DVCQG JSON) to compute the window from.
@@ -198,7 +202,19 @@ fn main() -> Result<()> {
     rt.block_on(run(cfg, cli.command))
 }
 
+/// Ctrl-C or SIGTERM (what `docker stop` and supervisors send).
 async fn ctrl_c() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
 }
 
@@ -214,10 +230,30 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
         }
         Command::Worker => {
             let _broker = embedded_if_unset(&mut cfg)?;
-            let w = dvc_pulse_app::worker::start(&cfg, None).await?;
+            let mut w = dvc_pulse_app::worker::start(&cfg, None).await?;
             println!("worker API on http://{}/v1/windows", w.addr);
+            // A consume loop that ends on its own failed (store unwritable, fenced):
+            // exit non-zero so that the supervisor restarts the worker.
+            tokio::select! {
+                _ = ctrl_c() => w.stop().await?,
+                failed = w.failed() => {
+                    w.abort();
+                    anyhow::bail!("worker stopped: {failed}");
+                }
+            }
+        }
+        Command::Serve => {
+            let w = dvc_pulse_app::worker::serve(&cfg, None).await?;
+            println!("query API on http://{}/v1/windows", w.addr);
             ctrl_c().await;
             w.stop().await?;
+        }
+        Command::Maintain => {
+            let m = dvc_pulse_app::worker::maintain(&cfg).await?;
+            println!(
+                "{}",
+                serde_json::json!({"compacted": m.compacted, "expired_days": m.expired, "vacuumed_files": m.vacuumed})
+            );
         }
         Command::Snapshot {
             input,

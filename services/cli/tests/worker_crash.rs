@@ -32,9 +32,9 @@ fn spawn(f: &Fixture, port: u16, checkpoints: &std::path::Path, log: &std::path:
         .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
         .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
         .env("DVC_PULSE__WORKER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("DVC_PULSE__WORKER__CHECKPOINT_URL", checkpoints)
-        .env("DVC_PULSE__WORKER__CHECKPOINT_INTERVAL", "250ms")
-        .env("DVC_PULSE__WORKER__CHECKPOINT_EVERY_EVENTS", "7919")
+        .env("DVC_PULSE__WORKER__STORE_URL", checkpoints)
+        .env("DVC_PULSE__WORKER__COMMIT_INTERVAL", "250ms")
+        .env("DVC_PULSE__WORKER__COMMIT_EVERY_EVENTS", "7919")
         .stdout(Stdio::null())
         .stderr(
             std::fs::OpenOptions::new()
@@ -111,7 +111,7 @@ fn sigkilled_worker_recovers_exact_windows() {
         kills += 1;
     }
     assert_eq!(kills, 10);
-    // Recovery: a last worker catches up from the checkpoints.
+    // Recovery: a last worker catches up from the store.
     let mut child = spawn(&f, port, &ckpt, &log);
     let queries = [
         WindowQuery {
@@ -175,12 +175,24 @@ fn sigkilled_worker_recovers_exact_windows() {
     }
     assert!(expected[0]["totals"]["total"].as_i64().unwrap() > 50_000);
     assert!(health.is_some());
-    // Progress survived the kills: checkpoints exist for every partition.
+    // Progress survived the kills: the store holds every partition up to its end, in all
+    // three tables.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt
+        .block_on(dvc_pulse_store::Store::open(
+            dvc_pulse_store::StoreOptions {
+                url: ckpt.display().to_string(),
+                history_days: 92,
+                app_prefix: format!("{}/{}", f.config.worker.group_id, f.config.topics.events),
+            },
+        ))
+        .unwrap();
+    let mut total = 0;
     for p in 0..24 {
-        let m = ckpt
-            .join(&f.config.topics.events)
-            .join(format!("p{p:05}"))
-            .join("manifest.json");
-        assert!(m.exists(), "{} exists", m.display());
+        let c = rt.block_on(store.committed(p)).unwrap();
+        assert!(c.state > 0, "partition {p}: {c:?}");
+        assert_eq!(c.changes, c.contributions, "partition {p}: {c:?}");
+        total += c.contributions;
     }
+    assert!(total >= 200_000, "{total} offsets committed");
 }

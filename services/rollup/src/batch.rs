@@ -7,8 +7,8 @@ use crate::fact::Measure;
 use crate::query::{self, Source, WindowQuery, WindowTable};
 use crate::state::{BucketKey, Counts, NO_AGENCY, PartitionState};
 use datafusion::arrow::array::{
-    AsArray, StringArray, ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-    UInt8Builder, UInt64Builder,
+    ArrayRef, AsArray, Date32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder, UInt8Builder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use dvc_pulse_model::DossierEvent;
@@ -145,11 +145,21 @@ impl PartitionState {
         );
         let mut cols = rows.columns().to_vec();
         cols.push(Arc::new(month));
-        RecordBatch::try_new(CONTRIBUTIONS_SCHEMA.clone(), cols).expect("contribution columns match")
+        RecordBatch::try_new(CONTRIBUTIONS_SCHEMA.clone(), cols)
+            .expect("contribution columns match")
     }
 
     fn rows_batch(&self, mut keys: Vec<(&BucketKey, &Counts)>) -> RecordBatch {
-        keys.sort_unstable_by_key(|(k, _)| **k);
+        // By day and names, not ids: the same buckets give the same batch whatever the
+        // order their names were first seen in.
+        let n = &self.names;
+        keys.sort_unstable_by(|(a, _), (b, _)| {
+            let key = |k: &BucketKey| {
+                let agency = (k.3 != crate::state::NO_AGENCY).then(|| n.agencies.name(k.3));
+                (k.0, n.procedures.name(k.1), n.localities.name(k.2), agency)
+            };
+            key(a).cmp(&key(b))
+        });
         let n = keys.len();
         let mut day = Date32Builder::with_capacity(n);
         let mut proc_ = StringBuilder::new();

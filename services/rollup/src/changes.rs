@@ -199,7 +199,9 @@ impl ChangeLog {
             // by what they would have counted.
             let mut net: HashMap<(BucketKey, u8), i64> = HashMap::new();
             let mut touch = |k: BucketKey, m: Measure, sign: i64| {
-                if under.is_none_or(|u| u.contains(self.names.localities.name(k.2))) && in_window(m, k.0, from, to) {
+                if under.is_none_or(|u| u.contains(self.names.localities.name(k.2)))
+                    && in_window(m, k.0, from, to)
+                {
                     *net.entry((k, m as u8)).or_default() += sign;
                 }
             };

@@ -10,12 +10,12 @@
 //! and formats).
 
 pub mod batch;
-pub mod dims;
 pub mod changes;
+pub mod dims;
 pub mod error;
 pub mod fact;
-pub mod persist;
 pub mod outbox;
+pub mod persist;
 pub mod query;
 pub mod report;
 pub mod state;
@@ -25,7 +25,7 @@ pub use batch::{
     window_in,
 };
 pub use dims::Dims;
-pub use fact::Measure;
 pub use error::RollupError;
+pub use fact::Measure;
 pub use query::{Counts, GroupKey, SeriesPoint, SeriesTable, WindowQuery, WindowRow, WindowTable};
 pub use state::{Applied, Outcome, PartitionState, content_hash, dossier_key};

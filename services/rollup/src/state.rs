@@ -77,7 +77,12 @@ impl Names {
     }
 
     /// Ids of the three names, adding them when new.
-    pub fn ids(&mut self, procedure: &str, locality: &str, agency: Option<&str>) -> (u32, u32, u32) {
+    pub fn ids(
+        &mut self,
+        procedure: &str,
+        locality: &str,
+        agency: Option<&str>,
+    ) -> (u32, u32, u32) {
         (
             self.procedures.id(procedure),
             self.localities.id(locality),

@@ -2,6 +2,7 @@
 //! versions give the same windows, for random messy streams, windows and groupings.
 
 use chrono::{Duration, NaiveDate, TimeZone};
+use datafusion::arrow::array::AsArray;
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{Channel, DossierEvent, Reference, Status};
 use dvc_pulse_rollup::fact::day_number;
@@ -122,7 +123,7 @@ proptest! {
         }
         // A checkpoint round trip rebuilds the same buckets.
         for s in &states {
-            let back = PartitionState::from_dossiers(&[s.dossiers_batch().unwrap()], s.next_offset, s.newest_event_us).unwrap();
+            let back = PartitionState::from_state_rows(&[s.full_state_batch(0, s.next_offset).unwrap()], s.next_offset).unwrap();
             prop_assert_eq!(back.buckets_batch(), s.buckets_batch());
             prop_assert_eq!(back.dossier_count(), s.dossier_count());
         }
@@ -230,42 +231,58 @@ fn one_dossier_by_hand() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-    /// A window as of a moment equals the window of a state that only read the versions
-    /// ingested by then, also after a checkpoint round trip of the history.
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// Exactly once across a crash between the store's commits: the outbox's output is
+    /// committed at `c1`, then changes and contributions reach `c2` while the state stays
+    /// at `c1`; a worker restored from the state rows replays from `c1` and emits into each
+    /// table only what it lacks. Every table then holds each version once, and the
+    /// contributions add up to the buckets of a state that read the stream once.
     #[test]
-    fn as_of_equals_the_state_read_up_to_then(events in stream(), q in query(), cut in 0..130usize, retention in prop::sample::select(vec![0i64, 40, 1_000])) {
+    fn replay_after_a_partial_commit_emits_each_version_once(events in stream(), q in query(), c1 in 0..130usize, extra in 0..130usize) {
+        use dvc_pulse_rollup::outbox::{Committed, Outbox};
         let today = day_number(base() + Duration::days(120));
-        let mut live = PartitionState::default();
-        live.history = dvc_pulse_rollup::history::History::new(retention);
-        let mut then = PartitionState::default();
-        // Ingestion times go up by 1 ms per version, with a few going back (clock skew).
-        let at_of = |i: usize| if i % 7 == 3 { i as i64 - 2 } else { i as i64 };
-        for (i, e) in events.iter().enumerate() {
-            let content = content_hash(&e.to_canonical_json());
-            live.apply_logged(e, content, today, 400, i as i64, at_of(i));
-        }
-        // The log is made monotonic: the cut is a prefix of what was read.
-        let mut seen = i64::MIN;
-        for (i, e) in events.iter().enumerate() {
-            seen = seen.max(at_of(i));
-            if seen <= cut as i64 {
-                then.apply(e, content_hash(&e.to_canonical_json()), today, 400);
+        let n = events.len();
+        let (c1, c2) = (c1.min(n), (c1 + extra).min(n));
+        let content = |e: &dvc_pulse_model::DossierEvent| content_hash(&e.to_canonical_json());
+        let feed = |s: &mut PartitionState, out: &mut Outbox, c: &Committed, range: std::ops::Range<usize>| {
+            for i in range {
+                let a = s.apply_full(&events[i], content(&events[i]), today, 400);
+                out.record(c, i as i64, i as i64, &events[i].dossier_id, &a);
+                s.next_offset = i as i64 + 1;
             }
+        };
+        // First life: commits everything up to c1, then changes and contributions to c2.
+        let (mut live, mut out) = (PartitionState::default(), Outbox::default());
+        feed(&mut live, &mut out, &Committed::default(), 0..c1);
+        let first = out.take(&live, 0).unwrap();
+        let state_rows = first.state.clone();
+        feed(&mut live, &mut out, &Committed { changes: c1 as i64, contributions: c1 as i64, state: c1 as i64 }, c1..c2);
+        let second = out.take(&live, 0).unwrap();
+        // Second life: restored from the state rows (offset c1), replays c1..n.
+        let mut back = PartitionState::from_state_rows(&[state_rows], c1 as i64).unwrap();
+        let committed = Committed { changes: c2 as i64, contributions: c2 as i64, state: c1 as i64 };
+        let mut out = Outbox::default();
+        feed(&mut back, &mut out, &committed, c1..n);
+        let third = out.take(&back, 0).unwrap();
+        // Every version once in the changes table, in offset order.
+        let offsets: Vec<i64> = [&first, &second, &third]
+            .iter()
+            .flat_map(|b| b.changes.column(2).as_primitive::<datafusion::arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
+        prop_assert_eq!(offsets, (0..n as i64).collect::<Vec<_>>());
+        // The contributions add up to the state of a single pass.
+        let mut once = PartitionState::default();
+        for e in &events {
+            once.apply(e, content(e), today, 400);
         }
-        let mut back = PartitionState::from_dossiers(&[live.dossiers_batch().unwrap()], 0, 0).unwrap();
-        back.restore_history(&[live.history_batch().unwrap()], retention, live.history.floor_ms).unwrap();
-        prop_assert_eq!(back.history.len(), live.history.len());
+        let contributions: Vec<_> = [first.contributions, second.contributions, third.contributions]
+            .into_iter()
+            .map(|b| b.project(&(0..16).collect::<Vec<_>>()).unwrap())
+            .collect();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let expected = rt.block_on(window_from_buckets(&DIMS, vec![then.buckets_batch()], &q)).unwrap();
-        for s in [&live, &back] {
-            if (cut as i64) < s.history.floor_ms {
-                continue; // folded away: the worker refuses such an as_of
-            }
-            let mut batches = vec![s.buckets_batch()];
-            batches.extend(s.undo_batch(cut as i64));
-            let got = rt.block_on(window_from_buckets(&DIMS, batches, &q)).unwrap();
-            prop_assert_eq!(&got, &expected, "cut {} query {:?}", cut, q);
-        }
+        let expected = rt.block_on(window_from_buckets(&DIMS, vec![once.buckets_batch()], &q)).unwrap();
+        let got = rt.block_on(window_from_buckets(&DIMS, contributions, &q)).unwrap();
+        prop_assert_eq!(&got, &expected, "c1 {} c2 {} query {:?}", c1, c2, q);
+        prop_assert_eq!(back.buckets_batch(), once.buckets_batch());
     }
 }

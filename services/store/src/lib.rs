@@ -22,4 +22,3 @@ pub use versions::CommitMeta;
 pub fn format_ms(ms: i64) -> String {
     dvc_pulse_rollup::changes::format_ms(ms)
 }
-

@@ -46,7 +46,11 @@ impl Store {
             .compact(self.changes_table(), "ingest_day", Fold::Concat, min_files)
             .await?;
         m.expired += self.expire_changes(today).await?;
-        for t in [self.changes_table(), self.contributions_table(), self.state_table()] {
+        for t in [
+            self.changes_table(),
+            self.contributions_table(),
+            self.state_table(),
+        ] {
             m.vacuumed += self.vacuum(t).await?;
         }
         Ok(m)
@@ -165,7 +169,8 @@ impl Store {
 
     /// Removes the days of changes before `today - history_days`.
     async fn expire_changes(&self, today: i32) -> Result<usize, StoreError> {
-        let cutoff = dvc_pulse_rollup::persist::day_name(today - self.options().history_days as i32);
+        let cutoff =
+            dvc_pulse_rollup::persist::day_name(today - self.options().history_days as i32);
         let mut t = self.changes_table().lock().await;
         t.refresh().await?;
         let mut by_day: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -183,7 +188,10 @@ impl Store {
             let removes = files.iter().map(|f| f.remove_action(true)).collect();
             let result = t
                 .commit(
-                    FileActions { adds: Vec::new(), removes },
+                    FileActions {
+                        adds: Vec::new(),
+                        removes,
+                    },
                     &[(app.clone(), 0, current)],
                     &[(app, current + 1)],
                     CommitMeta::default(),

@@ -17,11 +17,11 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 use deltalake::protocol::{DeltaOperation, OutputMode};
+use dvc_pulse_rollup::PartitionState;
 use dvc_pulse_rollup::batch::CONTRIBUTIONS_SCHEMA;
 use dvc_pulse_rollup::changes::ChangeLog;
 use dvc_pulse_rollup::outbox::{Batches, Committed};
 use dvc_pulse_rollup::persist::{CHANGES_SCHEMA, STATE_SCHEMA};
-use dvc_pulse_rollup::PartitionState;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -88,7 +88,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("url", &self.opts.url).finish()
+        f.debug_struct("Store")
+            .field("url", &self.opts.url)
+            .finish()
     }
 }
 
@@ -121,12 +123,18 @@ fn locations(url: &str) -> Result<Vec<Location>, StoreError> {
         (Url::parse("memory:///").map_err(|e| bad(&e))?, Some(store))
     } else if url.starts_with("s3://") {
         crate::s3::register()?;
-        (Url::parse(&format!("{}/", url.trim_end_matches('/'))).map_err(|e| bad(&e))?, None)
+        (
+            Url::parse(&format!("{}/", url.trim_end_matches('/'))).map_err(|e| bad(&e))?,
+            None,
+        )
     } else {
         let dir = url.strip_prefix("file://").unwrap_or(url);
         std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
         let abs = std::fs::canonicalize(dir).map_err(|e| bad(&e))?;
-        (Url::from_directory_path(&abs).map_err(|_| bad(&"not an absolute path"))?, None)
+        (
+            Url::from_directory_path(&abs).map_err(|_| bad(&"not an absolute path"))?,
+            None,
+        )
     };
     let options: HashMap<String, String> = if url.starts_with("s3://") {
         std::env::vars()
@@ -155,10 +163,12 @@ fn locations(url: &str) -> Result<Vec<Location>, StoreError> {
 /// Picks the columns of `schema` from `b` by name, cast to the schema's types (the
 /// provider returns partition columns last, and sometimes dictionary-encoded).
 pub(crate) fn conform(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StoreError> {
-    let err = |d: String| StoreError::Rollup(dvc_pulse_rollup::RollupError::Corrupt {
-        what: "table rows".into(),
-        detail: d,
-    });
+    let err = |d: String| {
+        StoreError::Rollup(dvc_pulse_rollup::RollupError::Corrupt {
+            what: "table rows".into(),
+            detail: d,
+        })
+    };
     let cols = schema
         .fields()
         .iter()
@@ -181,7 +191,11 @@ fn quoted_columns(schema: &SchemaRef) -> String {
         .join(", ")
 }
 
-async fn collect(ctx: &SessionContext, table: &'static str, sql: &str) -> Result<Vec<RecordBatch>, StoreError> {
+async fn collect(
+    ctx: &SessionContext,
+    table: &'static str,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, StoreError> {
     ctx.sql(sql)
         .await
         .map_err(StoreError::query(table))?
@@ -297,9 +311,24 @@ impl Store {
     ) -> Result<Vec<Committed>, StoreError> {
         let mut now: Vec<Committed> = parts.iter().map(|p| p.expected).collect();
         let query_id = self.opts.app_prefix.clone();
-        let tables: [(&Mutex<Table>, fn(&Committed) -> i64, fn(&mut Committed, i64), fn(&Batches) -> &RecordBatch); 3] = [
-            (&self.changes, |c| c.changes, |c, v| c.changes = v, |b| &b.changes),
-            (&self.contributions, |c| c.contributions, |c, v| c.contributions = v, |b| &b.contributions),
+        let tables: [(
+            &Mutex<Table>,
+            fn(&Committed) -> i64,
+            fn(&mut Committed, i64),
+            fn(&Batches) -> &RecordBatch,
+        ); 3] = [
+            (
+                &self.changes,
+                |c| c.changes,
+                |c, v| c.changes = v,
+                |b| &b.changes,
+            ),
+            (
+                &self.contributions,
+                |c| c.contributions,
+                |c, v| c.contributions = v,
+                |b| &b.contributions,
+            ),
             (&self.state, |c| c.state, |c, v| c.state = v, |b| &b.state),
         ];
         for (table, get, set, rows) in tables {
@@ -311,7 +340,13 @@ impl Store {
             }
             let fences: Vec<(String, i32, i64)> = moving
                 .iter()
-                .map(|&i| (self.app_id(parts[i].partition), parts[i].partition, get(&now[i])))
+                .map(|&i| {
+                    (
+                        self.app_id(parts[i].partition),
+                        parts[i].partition,
+                        get(&now[i]),
+                    )
+                })
                 .collect();
             let txns: Vec<(String, i64)> = moving
                 .iter()
@@ -319,11 +354,23 @@ impl Store {
                 .collect();
             let mut t = table.lock().await;
             let adds = t
-                .write(moving.iter().map(|&i| rows(&parts[i].batches).clone()).collect())
+                .write(
+                    moving
+                        .iter()
+                        .map(|&i| rows(&parts[i].batches).clone())
+                        .collect(),
+                )
                 .await?;
-            let epoch = moving.iter().map(|&i| parts[i].next_offset).max().unwrap_or(0);
+            let epoch = moving
+                .iter()
+                .map(|&i| parts[i].next_offset)
+                .max()
+                .unwrap_or(0);
             t.commit(
-                FileActions { adds, removes: Vec::new() },
+                FileActions {
+                    adds,
+                    removes: Vec::new(),
+                },
                 &fences,
                 &txns,
                 meta,
@@ -397,11 +444,15 @@ impl Store {
             let mut versions = self.versions.lock().await;
             let earliest = earliest_version(&t.table).await?;
             let first_at = versions.meta(&t.table, earliest).await?.at;
-            let retention_start = chrono::Utc::now().timestamp_millis()
-                - self.opts.history_days as i64 * 86_400_000;
+            let retention_start =
+                chrono::Utc::now().timestamp_millis() - self.opts.history_days as i64 * 86_400_000;
             // A log that still starts at the creation answers any moment before it (empty).
             let whole = earliest == 0 && first_at >= retention_start;
-            let history_from = if whole { 0 } else { first_at.max(retention_start) };
+            let history_from = if whole {
+                0
+            } else {
+                first_at.max(retention_start)
+            };
             let version = match as_of_ms {
                 None => latest,
                 Some(at) if at < history_from => {
@@ -417,8 +468,17 @@ impl Store {
             (latest, history_from, version)
         };
         let table = self.table_at(version, latest).await?;
-        let meta = self.versions.lock().await.meta(&table.table, version).await?;
-        let n = if partitions > 0 { partitions } else { meta.partitions };
+        let meta = self
+            .versions
+            .lock()
+            .await
+            .meta(&table.table, version)
+            .await?;
+        let n = if partitions > 0 {
+            partitions
+        } else {
+            meta.partitions
+        };
         let mut offsets = Vec::with_capacity(n.max(0) as usize);
         for p in 0..n {
             offsets.push((p, table.txn(&self.app_id(p)).await?));

@@ -39,7 +39,9 @@ pub struct Location {
 
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Location").field("url", &self.url.as_str()).finish()
+        f.debug_struct("Location")
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
@@ -98,7 +100,11 @@ impl Table {
         config: &HashMap<String, Option<String>>,
     ) -> Result<Table, StoreError> {
         let e = StoreError::delta(spec.name);
-        let mut table = location.builder().map_err(StoreError::delta(spec.name))?.build().map_err(StoreError::delta(spec.name))?;
+        let mut table = location
+            .builder()
+            .map_err(StoreError::delta(spec.name))?
+            .build()
+            .map_err(StoreError::delta(spec.name))?;
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
@@ -116,7 +122,11 @@ impl Table {
                     Ok(t) => t,
                     // Another worker created it first.
                     Err(_) => {
-                        let mut t = location.builder().map_err(StoreError::delta(spec.name))?.build().map_err(StoreError::delta(spec.name))?;
+                        let mut t = location
+                            .builder()
+                            .map_err(StoreError::delta(spec.name))?
+                            .build()
+                            .map_err(StoreError::delta(spec.name))?;
                         t.load().await.map_err(StoreError::delta(spec.name))?;
                         t
                     }
@@ -151,7 +161,10 @@ impl Table {
 
     /// The offset an application transaction id holds in the loaded snapshot (0 when none).
     pub async fn txn(&self, app_id: &str) -> Result<i64, StoreError> {
-        let snapshot = self.table.snapshot().map_err(StoreError::delta(self.name))?;
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(StoreError::delta(self.name))?;
         Ok(snapshot
             .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
@@ -165,7 +178,8 @@ impl Table {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let mut w = RecordBatchWriter::for_table(&self.table).map_err(StoreError::delta(self.name))?;
+        let mut w =
+            RecordBatchWriter::for_table(&self.table).map_err(StoreError::delta(self.name))?;
         for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
             w.write(b).await.map_err(StoreError::delta(self.name))?;
         }
@@ -221,9 +235,15 @@ impl Table {
                         .map(|(app, v)| Transaction::new_with_last_update(app, *v, Some(meta.at)))
                         .collect(),
                 )
-                .with_metadata([(META_KEY.to_string(), serde_json::to_value(&meta).expect("serialises"))])
+                .with_metadata([(
+                    META_KEY.to_string(),
+                    serde_json::to_value(&meta).expect("serialises"),
+                )])
                 .with_max_retries(0);
-            let snapshot = self.table.snapshot().map_err(StoreError::delta(self.name))?;
+            let snapshot = self
+                .table
+                .snapshot()
+                .map_err(StoreError::delta(self.name))?;
             let result = CommitBuilder::from(props)
                 .with_actions(actions.clone())
                 .build(
@@ -238,7 +258,12 @@ impl Table {
                     tracing::debug!(table = self.name, attempt, error = %e, "commit conflict; retrying");
                     continue;
                 }
-                Err(e) => return Err(StoreError::Delta { table: self.name, source: e }),
+                Err(e) => {
+                    return Err(StoreError::Delta {
+                        table: self.name,
+                        source: e,
+                    });
+                }
             }
         }
         Err(StoreError::Contended {
@@ -296,7 +321,10 @@ impl Table {
             .with_version(version as u64)
             .build()
             .map_err(StoreError::delta(self.name))?;
-        table.load_version(version as u64).await.map_err(StoreError::delta(self.name))?;
+        table
+            .load_version(version as u64)
+            .await
+            .map_err(StoreError::delta(self.name))?;
         Ok(Table {
             name: self.name,
             table,

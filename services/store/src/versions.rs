@@ -83,7 +83,11 @@ pub struct Versions {
 
 impl Versions {
     /// The metadata of `version`.
-    pub async fn meta(&mut self, table: &DeltaTable, version: i64) -> Result<CommitMeta, StoreError> {
+    pub async fn meta(
+        &mut self,
+        table: &DeltaTable,
+        version: i64,
+    ) -> Result<CommitMeta, StoreError> {
         if let Some(m) = self.metas.get(&version) {
             return Ok(*m);
         }

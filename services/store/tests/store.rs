@@ -38,7 +38,13 @@ async fn apply_and_commit(
         let off = state.next_offset;
         let bytes = serde_json::to_vec(e).unwrap();
         let applied = state.apply_full(e, content_hash(&bytes), 20000, 100000);
-        out.record(&committed, off, 1_700_000_000_000 + off, &e.dossier_id, &applied);
+        out.record(
+            &committed,
+            off,
+            1_700_000_000_000 + off,
+            &e.dossier_id,
+            &applied,
+        );
         state.next_offset = off + 1;
     }
     let parts = [PartitionCommit {
@@ -47,7 +53,10 @@ async fn apply_and_commit(
         expected: committed,
         batches: out.take(state, 0).unwrap(),
     }];
-    let meta = CommitMeta { partitions: 1, ..Default::default() };
+    let meta = CommitMeta {
+        partitions: 1,
+        ..Default::default()
+    };
     Ok(store.commit(&parts, meta).await?[0])
 }
 
@@ -70,18 +79,38 @@ async fn commits_restore_fence_time_travel_and_compact() {
     let store = open(dir.path(), 1).await;
     let (mut state, committed) = store.load_partition(0).await.unwrap();
     assert_eq!(committed, Committed::default());
-    let c1 = apply_and_commit(&store, &mut state, committed, &[event("A", 3, "online", 9), event("B", 4, "in_person", 9)])
-        .await
-        .unwrap();
-    assert_eq!(c1, Committed { changes: 2, contributions: 2, state: 2 });
+    let c1 = apply_and_commit(
+        &store,
+        &mut state,
+        committed,
+        &[event("A", 3, "online", 9), event("B", 4, "in_person", 9)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c1,
+        Committed {
+            changes: 2,
+            contributions: 2,
+            state: 2
+        }
+    );
     let (total, online, at1) = totals(&store, None).await;
     assert_eq!((total, online), (2, 1));
 
     // A correction (B online) and a duplicate.
-    let c2 = apply_and_commit(&store, &mut state, c1, &[event("B", 4, "online", 10), event("A", 3, "online", 9)])
-        .await
-        .unwrap();
-    assert_eq!(totals(&store, None).await.0..=totals(&store, None).await.1, 2..=2);
+    let c2 = apply_and_commit(
+        &store,
+        &mut state,
+        c1,
+        &[event("B", 4, "online", 10), event("A", 3, "online", 9)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        totals(&store, None).await.0..=totals(&store, None).await.1,
+        2..=2
+    );
     // As of the first commit's moment: the first answer again.
     assert_eq!(totals(&store, Some(at1)).await, (2, 1, at1));
 
@@ -94,22 +123,50 @@ async fn commits_restore_fence_time_travel_and_compact() {
 
     // The other handle takes the partition over and commits: the first one is fenced.
     let mut taken = restored;
-    let c3 = apply_and_commit(&other, &mut taken, rc, &[event("C", 5, "online", 9)]).await.unwrap();
+    let c3 = apply_and_commit(&other, &mut taken, rc, &[event("C", 5, "online", 9)])
+        .await
+        .unwrap();
     assert_eq!(c3.contributions, 5);
-    let err = apply_and_commit(&store, &mut state, c2, &[event("D", 6, "online", 9)]).await.unwrap_err();
+    let err = apply_and_commit(&store, &mut state, c2, &[event("D", 6, "online", 9)])
+        .await
+        .unwrap_err();
     assert!(err.is_fenced(), "{err}");
-    assert_eq!(totals(&store, None).await.0, 3, "the fenced writer wrote nothing");
+    assert_eq!(
+        totals(&store, None).await.0,
+        3,
+        "the fenced writer wrote nothing"
+    );
 
     // The changes table names every version read, by offset range.
     let log = store.changes(&[(0, 0, 5)]).await.unwrap();
-    let mut named: Vec<_> = log.revisions.iter().map(|(_, r)| (r.offset, r.dossier_id.to_string(), r.change.name())).collect();
+    let mut named: Vec<_> = log
+        .revisions
+        .iter()
+        .map(|(_, r)| (r.offset, r.dossier_id.to_string(), r.change.name()))
+        .collect();
     named.sort();
-    assert_eq!(named, [(0, "A".into(), "new"), (1, "B".into(), "new"), (2, "B".into(), "corrected"), (3, "A".into(), "duplicate"), (4, "C".into(), "new")]);
+    assert_eq!(
+        named,
+        [
+            (0, "A".into(), "new"),
+            (1, "B".into(), "new"),
+            (2, "B".into(), "corrected"),
+            (3, "A".into(), "duplicate"),
+            (4, "C".into(), "new")
+        ]
+    );
 
     // Compaction folds many small files; the window and every as_of stay the same.
     let mut c = c3;
     for i in 0..5 {
-        c = apply_and_commit(&other, &mut taken, c, &[event(&format!("E{i}"), 7, "in_person", 9)]).await.unwrap();
+        c = apply_and_commit(
+            &other,
+            &mut taken,
+            c,
+            &[event(&format!("E{i}"), 7, "in_person", 9)],
+        )
+        .await
+        .unwrap();
     }
     let before = totals(&other, None).await;
     let files = |sub: &str| walk(&dir.path().join(sub));
@@ -122,9 +179,16 @@ async fn commits_restore_fence_time_travel_and_compact() {
     assert_eq!((before.0, before.1), (after.0, after.1));
     assert_eq!(as_of_first, 2);
     assert!(m.vacuumed > 0, "{m:?}");
-    assert!(files("contributions") < 6, "{} files", files("contributions"));
+    assert!(
+        files("contributions") < 6,
+        "{} files",
+        files("contributions")
+    );
     // State compaction: one file for the partition, restore unchanged.
-    other.compact_state(0, taken.full_state_batch(0, c.state).unwrap(), c.state).await.unwrap();
+    other
+        .compact_state(0, taken.full_state_batch(0, c.state).unwrap(), c.state)
+        .await
+        .unwrap();
     assert_eq!(other.state_files(0).await.unwrap(), 1);
     let (again, _) = open(dir.path(), 1).await.load_partition(0).await.unwrap();
     assert_eq!(again.buckets_batch(), taken.buckets_batch());
@@ -137,7 +201,11 @@ fn walk(dir: &std::path::Path) -> usize {
                 .map(|e| {
                     let p = e.path();
                     if p.is_dir() {
-                        if p.ends_with("_delta_log") { 0 } else { walk(&p) }
+                        if p.ends_with("_delta_log") {
+                            0
+                        } else {
+                            walk(&p)
+                        }
                     } else {
                         usize::from(p.extension().is_some_and(|x| x == "parquet"))
                     }

@@ -41,8 +41,8 @@ impl Fixture {
         config.ingest.token_sha256 = vec![dvc_pulse_ingest::gateway::hash_token(TOKEN)];
         config.worker.group_id = format!("workers-{}-{n}", std::process::id());
         config.worker.listen = "127.0.0.1:0".parse().expect("address");
-        config.worker.checkpoint_interval = Duration::from_millis(200);
-        config.worker.checkpoint_url = "memory://".into();
+        config.worker.commit_interval = Duration::from_millis(200);
+        config.worker.store_url = "memory://".into();
         Self { broker, config }
     }
 
@@ -62,7 +62,7 @@ impl Fixture {
         clock: Option<dvc_pulse_ingest::gateway::Clock>,
     ) -> dvc_pulse_app::worker::RunningWorker {
         let mut cfg = self.config.clone();
-        cfg.worker.checkpoint_url = checkpoints.display().to_string();
+        cfg.worker.store_url = checkpoints.display().to_string();
         dvc_pulse_app::worker::start(&cfg, clock)
             .await
             .expect("worker starts")

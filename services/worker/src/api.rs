@@ -321,8 +321,24 @@ async fn metrics(State(w): State<Arc<Worker>>) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response()
 }
 
+fn health(w: &Worker) -> Response {
+    let (status, word) = if w.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let body = json!({ "status": word, "worker": w.id, "consumes": w.consumes(), "partitions_assigned": w.assigned_partitions(), "partitions_loaded": w.owned_partitions() });
+    (status, Json(body)).into_response()
+}
+
+/// 200 while the consume loop runs (a query-only server: always), else 503.
 async fn healthz(State(w): State<Arc<Worker>>) -> Response {
-    Json(json!({ "status": "ok", "worker": w.id, "partitions_assigned": w.assigned_partitions(), "partitions_loaded": w.owned_partitions() })).into_response()
+    health(&w)
+}
+
+/// Ready to be routed to and counted: the consume loop runs and commits.
+async fn readyz(State(w): State<Arc<Worker>>) -> Response {
+    health(&w)
 }
 
 /// The worker's routes.
@@ -336,5 +352,6 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .route("/v1/windows/daily", get(daily))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(worker)
 }

@@ -1,13 +1,14 @@
 //! The consume loop: apply each message to its partition's state, dead-letter what cannot
-//! count, checkpoint state with its offsets, then commit those offsets to Kafka.
+//! count, commit the output to the table store with the offsets it covers, then commit
+//! those offsets to Kafka.
 //!
-//! Exactly-once effect: a partition's state and the offset it reflects are saved in one
-//! checkpoint; messages before that offset are skipped on replay. Offsets are committed
-//! to Kafka only after the checkpoint that covers them, so Kafka's committed offset is
-//! never ahead of a checkpoint (if it is, the checkpoint store was lost; the worker seeks
-//! back to what it has).
+//! Exactly-once effect: every table of the store records, per partition, the offset its
+//! rows cover (a Delta transaction id); a partition resumes from the `state` table's
+//! offset and emits into each table only what that table lacks. Kafka's committed offset
+//! is for lag monitoring only: when it is ahead of the store, the worker seeks back.
+//! A worker whose partition another worker committed to meanwhile is fenced: the loop
+//! ends with an error and writes nothing more.
 
-use crate::checkpoint::CheckpointStore;
 use crate::error::WorkerError;
 use crate::metrics::{Metrics, band};
 use crate::worker::{Owned, Worker};
@@ -18,6 +19,7 @@ use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_rollup::fact::day_number;
 use dvc_pulse_rollup::{Outcome, content_hash};
+use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -139,21 +141,22 @@ pub async fn run(
     let sink = KafkaSink::new(dlq_kafka, topics.clone())?;
     let mut pending: Vec<Message> = Vec::new();
     let mut since = 0u64;
-    let mut ticker = tokio::time::interval(worker.cfg.checkpoint_interval);
+    let mut ticker = tokio::time::interval(worker.cfg.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %worker.id, group = %worker.cfg.group_id, partitions = worker.partitions(), "consuming");
+    worker.set_ready(true);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {
-                drop_revoked(&worker, &revoked);
+                drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
                 load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
-                checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+                commit(&worker, &consumer, &sink, &mut pending).await?;
                 since = 0;
             }
             m = consumer.recv() => match m {
                 Ok(msg) => {
-                    drop_revoked(&worker, &revoked);
+                    drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
                     load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
                     let (p, off) = (msg.partition(), msg.offset());
                     let at_ms = msg.timestamp().to_millis();
@@ -162,8 +165,8 @@ pub async fn run(
                     if apply(&worker, &consumer, (p, off, at_ms), &payload, &mut pending).await? {
                         since += 1;
                     }
-                    if since >= worker.cfg.checkpoint_every_events {
-                        checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+                    if since >= worker.cfg.commit_every_events {
+                        commit(&worker, &consumer, &sink, &mut pending).await?;
                         since = 0;
                     }
                 }
@@ -171,26 +174,44 @@ pub async fn run(
             }
         }
     }
-    drop_revoked(&worker, &revoked);
-    checkpoint(&worker, &consumer, &sink, &mut pending).await?;
+    drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
+    commit(&worker, &consumer, &sink, &mut pending).await?;
     consumer.unsubscribe();
     Ok(())
 }
 
-fn drop_revoked(worker: &Worker, revoked: &mpsc::Receiver<Vec<i32>>) {
-    let mut any = false;
-    while revoked.try_recv().is_ok() {
-        any = true;
-    }
-    if !any {
-        return;
+async fn drop_revoked(worker: &Worker, gone: Vec<i32>) -> Result<(), WorkerError> {
+    if gone.is_empty() {
+        return Ok(());
     }
     // Keep exactly what the group assigns here: a partition held anywhere else would be
-    // served stale and exported twice. The next owner loads the last checkpoint.
+    // exported twice. The next owner resumes from what the store holds.
     let assigned = worker.assigned.lock().expect("assigned lock").clone();
-    let mut owned = worker.owned.lock().expect("owned lock");
-    owned.retain(|p, _| assigned.contains(p));
-    worker.metrics.partitions_owned.set(owned.len() as i64);
+    let dropped: Vec<(i32, i64)> = {
+        let mut owned = worker.owned.lock().expect("owned lock");
+        let dropped = owned
+            .iter()
+            .filter(|(p, _)| !assigned.contains(p))
+            .map(|(p, o)| (*p, o.committed.contributions))
+            .collect();
+        owned.retain(|p, _| assigned.contains(p));
+        worker.metrics.partitions_owned.set(owned.len() as i64);
+        dropped
+    };
+    // A partition that another worker committed to while this one still held it: this
+    // worker was a zombie (paused past its session), and stops.
+    for (p, ours) in dropped {
+        let found = worker.store.committed(p).await?.contributions;
+        if found > ours {
+            return Err(WorkerError::Store(dvc_pulse_store::StoreError::Fenced {
+                table: "contributions",
+                partition: p,
+                expected: ours,
+                found,
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Loads the state of newly assigned partitions now, so windows and gauges cover them
@@ -208,19 +229,19 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
     if worker.owned.lock().expect("owned lock").contains_key(&p) {
         return Ok(());
     }
-    let (state, manifest) = worker
-        .store
-        .load(&worker.topic, p, worker.cfg.history_ms())
-        .await?;
+    let (state, committed) = worker.store.load_partition(p).await?;
     tracing::info!(
         partition = p,
         offset = state.next_offset,
         dossiers = state.dossier_count(),
-        from_checkpoint = manifest.is_some(),
+        contributions = committed.contributions,
+        changes = committed.changes,
         "partition loaded"
     );
     let mut owned = worker.owned.lock().expect("owned lock");
-    owned.entry(p).or_insert_with(|| Owned::new(state));
+    owned
+        .entry(p)
+        .or_insert_with(|| Owned::new(state, committed));
     worker.metrics.partitions_owned.set(owned.len() as i64);
     Ok(())
 }
@@ -307,14 +328,15 @@ async fn apply(
     let today = day_number(now.with_timezone(&ict()).date_naive());
     // Without a broker timestamp (old message formats), the time it was read stands in.
     let at_ms = at_ms.unwrap_or_else(|| now.timestamp_millis());
-    match o.state.apply_logged(
+    let applied = o.state.apply_full(
         &event,
         content_hash(payload),
         today,
         worker.cfg.horizon_days,
-        off,
-        at_ms,
-    ) {
+    );
+    o.outbox
+        .record(&o.committed, off, at_ms, &event.dossier_id, &applied);
+    match applied.outcome {
         Outcome::Applied {
             replaced,
             lateness_days,
@@ -368,61 +390,93 @@ fn dead_letter(
     }
 }
 
-/// Publishes pending dead letters, checkpoints every changed partition, commits offsets.
-async fn checkpoint(
+/// Publishes pending dead letters, commits every owned partition's output to the store,
+/// compacts partition states that grew, then commits the offsets to Kafka.
+async fn commit(
     worker: &Worker,
     consumer: &StreamConsumer<Ctx>,
     sink: &KafkaSink,
     pending: &mut Vec<Message>,
 ) -> Result<(), WorkerError> {
-    // Dead letters first: a checkpoint must never cover a message whose dead letter is lost.
-    if !pending.is_empty() {
-        if let Err(e) = sink
-            .publish(std::mem::take(pending).into_iter().collect())
-            .await
-        {
-            tracing::warn!(error = %e, "dead letters not published; checkpoint postponed");
-            return Ok(());
-        }
-    }
-    let encoded: Vec<_> = {
-        let owned = worker.owned.lock().expect("owned lock");
-        let mut dossiers = 0;
-        let out = owned
-            .iter()
-            .filter(|(_, o)| o.state.generation != o.checkpointed)
-            .map(|(p, o)| Ok((*p, o.state.generation, CheckpointStore::encode(&o.state)?)))
-            .collect::<Result<Vec<_>, WorkerError>>()?;
-        for o in owned.values() {
-            dossiers += o.state.dossier_count();
-        }
-        worker.metrics.dossiers.set(dossiers as i64);
-        out
-    };
-    if encoded.is_empty() {
+    // Dead letters first: a commit must never cover a message whose dead letter is lost.
+    if !pending.is_empty()
+        && let Err(e) = sink.publish(std::mem::take(pending)).await
+    {
+        tracing::warn!(error = %e, "dead letters not published; commit postponed");
         return Ok(());
     }
+    let (parts, meta) = take_output(worker)?;
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let now = worker.store.commit(&parts, meta).await?;
+    worker
+        .metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    worker.metrics.commits.inc();
     let mut tpl = TopicPartitionList::new();
-    for (p, generation, enc) in encoded {
-        let started = Instant::now();
-        let m = worker
-            .store
-            .write(&worker.topic, p, enc, &worker.id)
-            .await?;
-        worker
-            .metrics
-            .checkpoint_seconds
-            .observe(started.elapsed().as_secs_f64());
-        worker.metrics.checkpoints.inc();
-        if let Some(o) = worker.owned.lock().expect("owned lock").get_mut(&p) {
-            o.checkpointed = o.checkpointed.max(generation);
-        }
-        tpl.add_partition_offset(&worker.topic, p, Offset::Offset(m.next_offset))
+    let mut compact = Vec::new();
+    {
+        let mut owned = worker.owned.lock().expect("owned lock");
+        for (part, c) in parts.iter().zip(now) {
+            if let Some(o) = owned.get_mut(&part.partition) {
+                o.committed = c;
+                o.state_rows += part.batches.state.num_rows();
+                if o.state_rows > o.state.dossier_count().max(10_000) {
+                    compact.push((
+                        part.partition,
+                        o.state.full_state_batch(part.partition, c.state)?,
+                        c.state,
+                    ));
+                    o.state_rows = 0;
+                }
+            }
+            tpl.add_partition_offset(
+                &worker.topic,
+                part.partition,
+                Offset::Offset(part.next_offset),
+            )
             .map_err(kafka_err("offset list"))?;
+        }
+    }
+    for (p, rows, offset) in compact {
+        worker.store.compact_state(p, rows, offset).await?;
     }
     if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-        // Not fatal: the checkpoint holds the offsets; Kafka's copy is for lag monitoring.
+        // Not fatal: the store holds the offsets; Kafka's copy is for lag monitoring.
         tracing::warn!(error = %e, "offset commit");
     }
     Ok(())
+}
+
+/// Takes every owned partition's pending output, with the commit's metadata.
+fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), WorkerError> {
+    let mut owned = worker.owned.lock().expect("owned lock");
+    let mut dossiers = 0;
+    let mut newest = 0;
+    let mut parts = Vec::new();
+    for (p, o) in owned.iter_mut() {
+        dossiers += o.state.dossier_count();
+        newest = newest.max(o.state.newest_event_us);
+        let c = o.committed;
+        let behind = c.changes.min(c.contributions).min(c.state);
+        if o.state.next_offset <= behind {
+            continue;
+        }
+        parts.push(PartitionCommit {
+            partition: *p,
+            next_offset: o.state.next_offset,
+            expected: c,
+            batches: o.outbox.take(&o.state, *p)?,
+        });
+    }
+    worker.metrics.dossiers.set(dossiers as i64);
+    let meta = CommitMeta {
+        at: 0,
+        newest_event_us: newest,
+        partitions: worker.partitions(),
+    };
+    Ok((parts, meta))
 }

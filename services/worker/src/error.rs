@@ -16,14 +16,9 @@ pub enum WorkerError {
         /// The client's error.
         source: rdkafka::error::KafkaError,
     },
-    /// Checkpoint storage failed.
-    #[error("checkpoint {path}: {detail}")]
-    Checkpoint {
-        /// Object path.
-        path: String,
-        /// What failed.
-        detail: String,
-    },
+    /// The table store failed, or fenced this worker off.
+    #[error(transparent)]
+    Store(#[from] dvc_pulse_store::StoreError),
     /// The window core failed.
     #[error(transparent)]
     Rollup(#[from] dvc_pulse_rollup::RollupError),

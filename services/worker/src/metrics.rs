@@ -49,14 +49,14 @@ pub struct Metrics {
     pub beyond_horizon: IntCounter,
     /// Messages on the events topic that are not valid events (dead-lettered).
     pub invalid: IntCounterVec,
-    /// Messages replayed after a restart and skipped (already in the checkpoint).
+    /// Messages replayed after a restart and skipped (already in the store).
     pub replayed: IntCounter,
-    /// Times a partition resumed past its checkpoint's offset (data gone from Kafka).
+    /// Times a partition resumed past the store's offset (data gone from Kafka).
     pub offset_gaps: IntCounter,
-    /// Time to write one partition's checkpoint.
-    pub checkpoint_seconds: Histogram,
+    /// Time to commit to the store (all three tables, every owned partition).
+    pub commit_seconds: Histogram,
     /// Checkpoints written.
-    pub checkpoints: IntCounter,
+    pub commits: IntCounter,
     /// Consumer lag per partition, from the client's statistics.
     pub lag: IntGaugeVec,
     /// Partitions this worker owns.
@@ -99,10 +99,10 @@ impl Metrics {
                 .expect("unique metric");
             g
         };
-        let checkpoint_seconds = Histogram::with_opts(
+        let commit_seconds = Histogram::with_opts(
             HistogramOpts::new(
-                "checkpoint_duration_seconds",
-                "Time to write one partition's checkpoint.",
+                "store_commit_duration_seconds",
+                "Time to commit the owned partitions' output to the table store.",
             )
             .namespace("dvc_pulse")
             .subsystem("worker")
@@ -110,7 +110,7 @@ impl Metrics {
         )
         .expect("valid metric");
         registry
-            .register(Box::new(checkpoint_seconds.clone()))
+            .register(Box::new(commit_seconds.clone()))
             .expect("unique metric");
         let lag = IntGaugeVec::new(
             o(
@@ -167,10 +167,10 @@ impl Metrics {
             ),
             offset_gaps: counter(
                 "offset_gaps_total",
-                "Times a partition resumed past its checkpoint's offset: messages gone from Kafka.",
+                "Times a partition resumed past the store's offset: messages gone from Kafka.",
             ),
-            checkpoint_seconds,
-            checkpoints: counter("checkpoints_total", "Partition checkpoints written."),
+            commit_seconds,
+            commits: counter("store_commits_total", "Commits to the table store."),
             lag,
             partitions_owned: gauge("partitions_owned", "Partitions this worker owns."),
             dossiers: gauge("dossiers", "Live dossiers held by this worker."),

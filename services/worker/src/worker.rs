@@ -1,8 +1,7 @@
-//! A worker's shared state: the partitions it owns (live), the checkpoints of the
-//! others (read on demand), and the window queries over all of them.
+//! A worker's shared state: the partitions it owns (dossier state, buckets for the
+//! gauges, and what it owes the store), the table store, and the window queries, which
+//! read the store (every partition, committed data) so any worker answers the same.
 
-use crate::checkpoint::CheckpointStore;
-use crate::checkpoint::Manifest;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::metrics::Metrics;
@@ -11,30 +10,36 @@ use datafusion::arrow::array::RecordBatch;
 use dvc_pulse_ingest::gateway::Clock;
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::{format_ts, ict};
-use dvc_pulse_rollup::history::{ChangeItem, format_ms};
+use dvc_pulse_rollup::changes::{ChangeItem, format_ms};
+use dvc_pulse_rollup::outbox::{Committed, Outbox};
 use dvc_pulse_rollup::{
-    Counts, Dims, PartitionState, RollupError, SeriesTable, WindowQuery, WindowTable,
-    series_from_buckets, window_from_buckets,
+    Counts, Dims, PartitionState, RollupError, SeriesTable, WindowQuery, WindowTable, series_in,
+    window_in,
 };
+use dvc_pulse_store::{Store, StoreError, StoreOptions, View};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// A partition this worker owns.
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
     pub(crate) state: PartitionState,
+    /// What the partition owes the store since the last commit.
+    pub(crate) outbox: Outbox,
+    /// What each table holds for the partition.
+    pub(crate) committed: Committed,
+    /// State rows written since the partition's state was last compacted.
+    pub(crate) state_rows: usize,
     /// Buckets batch of generation `.0`, reused until the state changes.
     cache: Option<(u64, RecordBatch)>,
     /// Position checked against the consumer's once since loading.
     pub(crate) seeked: bool,
     /// Where the last seek went, until the first message after it.
     pub(crate) sought_to: Option<i64>,
-    /// Generation last checkpointed.
-    pub(crate) checkpointed: u64,
 }
 
 impl Owned {
@@ -46,14 +51,11 @@ impl Owned {
         self.cache.as_ref().expect("just set").1.clone()
     }
 
-    pub(crate) fn new(state: PartitionState) -> Self {
-        let g = state.generation;
+    pub(crate) fn new(state: PartitionState, committed: Committed) -> Self {
         Owned {
             state,
-            cache: None,
-            seeked: false,
-            sought_to: None,
-            checkpointed: g,
+            committed,
+            ..Default::default()
         }
     }
 }
@@ -65,18 +67,16 @@ pub struct PartitionAsOf {
     pub partition: i32,
     /// Next offset reflected: every message before it is counted.
     pub offset: i64,
-    /// `live` (owned by this worker), `checkpoint` (another worker's last checkpoint) or `empty`.
-    pub source: &'static str,
-    /// Newest `updated_at` reflected in this partition.
-    pub newest_event: Option<String>,
 }
 
 /// What an answer reflects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AsOf {
-    /// The moment the answer is as of: every version ingested (Kafka timestamp) by then
-    /// and read, none after. Pass it back as `as_of` to get the same answer again.
+    /// The moment the answer is as of: the store's version at that moment. Pass it back
+    /// as `as_of` to get the same answer again, from any worker or `serve`.
     pub at: Option<String>,
+    /// The store version (of the contributions table) answered from.
+    pub version: i64,
     /// The earliest `as_of` the kept history can answer.
     pub history_from: Option<String>,
     /// Newest `updated_at` reflected in any partition.
@@ -118,7 +118,7 @@ fn event_time(us: i64) -> Option<String> {
     })
 }
 
-/// One worker: config, reference tables, checkpoint store, metrics and owned partitions.
+/// One worker: config, reference tables, the table store, metrics and owned partitions.
 pub struct Worker {
     /// Configuration.
     pub cfg: WorkerConfig,
@@ -128,24 +128,25 @@ pub struct Worker {
     pub dead_letter_topic: String,
     /// Dimension tables.
     pub dims: Dims,
-    /// Checkpoints.
-    pub store: CheckpointStore,
+    /// The table store.
+    pub store: Arc<Store>,
     /// Counters.
     pub metrics: Metrics,
-    /// The clock ("today" for the horizon, `computed_at`).
+    /// The clock ("today" for the horizon and default windows, `computed_at`).
     pub clock: Clock,
-    /// This worker's id (names its checkpoint files and dead-letter producer).
+    /// This worker's id (names its dead-letter producer).
     pub id: String,
     /// Reference data.
     pub reference: Reference,
     /// Window gauges, refreshed by [`crate::window_metrics::WindowMetrics::refresh`].
     pub window_metrics: crate::window_metrics::WindowMetrics,
     partitions: AtomicI32,
+    /// The consume loop is running and committing (false for a query-only server).
+    ready: AtomicBool,
+    /// Whether this worker consumes at all (false for `serve`).
+    consumes: bool,
     pub(crate) owned: Mutex<BTreeMap<i32, Owned>>,
     pub(crate) assigned: Mutex<std::collections::BTreeSet<i32>>,
-    remote: tokio::sync::Mutex<HashMap<i32, (String, Vec<RecordBatch>)>>,
-    /// Other workers' partitions with their history, loaded for `as_of` answers.
-    remote_states: tokio::sync::Mutex<HashMap<i32, (String, Arc<PartitionState>)>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -158,33 +159,40 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker with nothing loaded yet.
-    pub fn new(
+    /// A worker with nothing loaded yet; opens (or creates) the store. `consumes` is
+    /// false for a query-only server.
+    pub async fn open(
         cfg: WorkerConfig,
         topic: &str,
         dead_letter_topic: &str,
         partitions: i32,
         reference: &Reference,
         clock: Clock,
+        consumes: bool,
     ) -> Result<Self, WorkerError> {
-        let store = CheckpointStore::open(&cfg.checkpoint_url)?;
+        let store = Store::open(StoreOptions {
+            url: cfg.store_url.clone(),
+            history_days: cfg.history_days,
+            app_prefix: format!("{}/{topic}", cfg.group_id),
+        })
+        .await?;
         let id = format!("w{:016x}", rand_id());
         Ok(Worker {
             cfg,
             topic: topic.into(),
             dead_letter_topic: dead_letter_topic.into(),
             dims: Dims::new(reference),
-            store,
+            store: Arc::new(store),
             metrics: Metrics::new(),
             clock,
             id,
             reference: reference.clone(),
             window_metrics: Default::default(),
             partitions: AtomicI32::new(partitions),
+            ready: AtomicBool::new(!consumes),
+            consumes,
             owned: Mutex::new(BTreeMap::new()),
             assigned: Mutex::new(Default::default()),
-            remote: tokio::sync::Mutex::new(HashMap::new()),
-            remote_states: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -195,6 +203,26 @@ impl Worker {
 
     pub(crate) fn set_partitions(&self, n: i32) {
         self.partitions.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether the worker is ready: its consume loop runs (or it only serves queries).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Whether this worker consumes (false for `serve`).
+    pub fn consumes(&self) -> bool {
+        self.consumes
+    }
+
+    /// Marks the consume loop running, or stopped: a stopped worker drops its partitions
+    /// (no gauges for data it no longer keeps up to date) and answers 503 on `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+        if !ready {
+            self.owned.lock().expect("owned lock").clear();
+            self.metrics.partitions_owned.set(0);
+        }
     }
 
     /// The partitions whose state is loaded here (assigned and seen since).
@@ -217,135 +245,60 @@ impl Worker {
             .collect()
     }
 
-    /// The live buckets of the partitions loaded here (cached per state generation).
+    /// The live buckets of the partitions loaded here (cached per state generation): the
+    /// window gauges' source, so each worker exports exactly the partitions it owns.
     pub fn owned_buckets(&self) -> Vec<RecordBatch> {
         let mut owned = self.owned.lock().expect("owned lock");
         owned.values_mut().map(Owned::buckets).collect()
     }
 
-    /// A partition of another worker, with its history, as of its last checkpoint.
-    async fn remote_state(&self, p: i32, m: &Manifest) -> Result<Arc<PartitionState>, WorkerError> {
-        let mut cache = self.remote_states.lock().await;
-        if let Some((f, s)) = cache.get(&p)
-            && *f == m.dossiers_file
-        {
-            return Ok(s.clone());
-        }
-        let (s, _) = self
+    /// The store's contributions as of `as_of_ms` (default: the newest version), and
+    /// what that reflects.
+    async fn view(&self, as_of_ms: Option<i64>) -> Result<(View, AsOf), WorkerError> {
+        let partitions = if self.consumes { self.partitions() } else { 0 };
+        let view = self
             .store
-            .load(&self.topic, p, self.cfg.history_ms())
-            .await?;
-        let s = Arc::new(s);
-        cache.insert(p, (m.dossiers_file.clone(), s.clone()));
-        Ok(s)
-    }
-
-    /// The buckets of every partition (owned ones live, the others from their last
-    /// checkpoint), taken back to ingestion time `as_of_ms` when given.
-    async fn gather(&self, as_of_ms: Option<i64>) -> Result<(Vec<RecordBatch>, AsOf), WorkerError> {
-        let mut batches = Vec::new();
-        let mut parts = BTreeMap::new();
-        let (mut floor, mut last) = (0i64, 0i64);
-        {
-            let mut owned = self.owned.lock().expect("owned lock");
-            for (p, o) in owned.iter_mut() {
-                floor = floor.max(o.state.history.floor_ms);
-                last = last.max(o.state.history.last_ms);
-                batches.push(o.buckets());
-                if let Some(t) = as_of_ms {
-                    batches.extend(o.state.undo_batch(t));
+            .view(as_of_ms, partitions)
+            .await
+            .map_err(|e| match e {
+                StoreError::BeforeHistory { history_from } => {
+                    WorkerError::Rollup(RollupError::InvalidQuery {
+                        code: "as_of_before_history",
+                        detail: format!(
+                            "history is kept from {history_from} (worker.history_days = {})",
+                            self.cfg.history_days
+                        ),
+                    })
                 }
-                parts.insert(
-                    *p,
-                    PartitionAsOf {
-                        partition: *p,
-                        offset: o.state.next_offset,
-                        source: "live",
-                        newest_event: event_time(o.state.newest_event_us),
-                    },
-                );
-            }
-        }
-        let mut remote = self.remote.lock().await;
-        for p in 0..self.partitions() {
-            if parts.contains_key(&p) {
-                continue;
-            }
-            let Some(m) = self.store.manifest(&self.topic, p).await? else {
-                parts.insert(
-                    p,
-                    PartitionAsOf {
-                        partition: p,
-                        offset: 0,
-                        source: "empty",
-                        newest_event: None,
-                    },
-                );
-                continue;
-            };
-            if remote.get(&p).is_none_or(|(f, _)| *f != m.buckets_file) {
-                remote.insert(p, (m.buckets_file.clone(), self.store.buckets(&m).await?));
-            }
-            batches.extend(remote[&p].1.iter().cloned());
-            floor = floor.max(m.history_floor_ms);
-            last = last.max(m.history_last_ms);
-            if let Some(t) = as_of_ms.filter(|&t| t < m.history_last_ms) {
-                batches.extend(self.remote_state(p, &m).await?.undo_batch(t));
-            }
-            parts.insert(
-                p,
-                PartitionAsOf {
-                    partition: p,
-                    offset: m.next_offset,
-                    source: "checkpoint",
-                    newest_event: event_time(m.newest_event_us),
-                },
-            );
-        }
-        drop(remote);
-        let newest = parts
-            .values()
-            .filter_map(|p| p.newest_event.clone())
-            .max_by(|a, b| {
-                let t = |s: &str| {
-                    DateTime::parse_from_rfc3339(s)
-                        .map(|t| t.with_timezone(&Utc))
-                        .ok()
-                };
-                t(a).cmp(&t(b))
-            });
-        if let Some(t) = as_of_ms
-            && t < floor
-        {
-            return Err(WorkerError::Rollup(RollupError::InvalidQuery {
-                code: "as_of_before_history",
-                detail: format!(
-                    "history is kept from {} (worker.history_days = {})",
-                    format_ms(floor),
-                    self.cfg.history_days
-                ),
-            }));
-        }
-        let at = as_of_ms.or((last > 0).then_some(last));
+                other => WorkerError::Store(other),
+            })?;
         let as_of = AsOf {
-            at: at.map(format_ms),
-            history_from: (last > 0).then(|| format_ms(floor)),
-            newest_event: newest,
+            at: Some(format_ms(view.meta.at)),
+            version: view.version,
+            history_from: Some(format_ms(view.history_from)),
+            newest_event: event_time(view.meta.newest_event_us),
             computed_at: format_ts(&(self.clock)().with_timezone(&ict())),
-            partitions: parts.into_values().collect(),
+            partitions: view
+                .offsets
+                .iter()
+                .map(|(p, o)| PartitionAsOf {
+                    partition: *p,
+                    offset: *o,
+                })
+                .collect(),
         };
-        Ok((batches, as_of))
+        Ok((view, as_of))
     }
 
-    /// A window over every partition (owned ones live, the others as of their last
-    /// checkpoint), as of ingestion time `as_of_ms` when given.
+    /// A window over every partition, from the store as of `as_of_ms` (default: its
+    /// newest version).
     pub async fn snapshot(
         &self,
         q: &WindowQuery,
         as_of_ms: Option<i64>,
     ) -> Result<Snapshot, WorkerError> {
-        let (batches, as_of) = self.gather(as_of_ms).await?;
-        let table = window_from_buckets(&self.dims, batches, q).await?;
+        let (view, as_of) = self.view(as_of_ms).await?;
+        let table = window_in(&view.ctx, &self.dims, q).await?;
         let id = {
             let key = format!(
                 "{}|{}|{}|{}|{}",
@@ -376,8 +329,8 @@ impl Worker {
         })
     }
 
-    /// What changed in window `q` between ingestion times `a_ms` and `b_ms` (default:
-    /// everything read): the rows that differ and the versions read in between.
+    /// What changed in window `q` between the store's versions at `a_ms` and `b_ms`
+    /// (default: the newest): the rows that differ and the versions read in between.
     pub async fn diff(
         &self,
         q: &WindowQuery,
@@ -386,27 +339,21 @@ impl Worker {
     ) -> Result<Diff, WorkerError> {
         let a = self.snapshot(q, Some(a_ms)).await?;
         let b = self.snapshot(q, b_ms).await?;
-        let b_at = b_ms.unwrap_or(i64::MAX);
+        let offsets = |s: &Snapshot| -> BTreeMap<i32, i64> {
+            s.as_of
+                .partitions
+                .iter()
+                .map(|p| (p.partition, p.offset))
+                .collect()
+        };
+        let (oa, ob) = (offsets(&a), offsets(&b));
+        let ranges: Vec<(i32, i64, i64)> = ob
+            .iter()
+            .map(|(p, to)| (*p, oa.get(p).copied().unwrap_or(0), *to))
+            .collect();
+        let log = self.store.changes(&ranges).await?;
         let under = q.locality.as_deref().map(|l| self.dims.under(l));
-        let mut changes = Vec::new();
-        {
-            let owned = self.owned.lock().expect("owned lock");
-            for (p, o) in owned.iter() {
-                changes.extend(o.state.changes_between(*p, a_ms, b_at, q, under.as_ref()));
-            }
-        }
-        let owned: std::collections::BTreeSet<i32> = self.owned_partitions().into_iter().collect();
-        for p in (0..self.partitions()).filter(|p| !owned.contains(p)) {
-            if let Some(m) = self.store.manifest(&self.topic, p).await?
-                && a_ms < m.history_last_ms
-            {
-                let s = self.remote_state(p, &m).await?;
-                changes.extend(s.changes_between(p, a_ms, b_at, q, under.as_ref()));
-            }
-        }
-        changes.sort_by(|x, y| {
-            (&x.ingested_at, x.partition, x.offset).cmp(&(&y.ingested_at, y.partition, y.offset))
-        });
+        let changes = log.items(a_ms, q, under.as_ref());
         Ok(Diff::new(a, b, changes))
     }
 
@@ -416,8 +363,8 @@ impl Worker {
         q: &WindowQuery,
         as_of_ms: Option<i64>,
     ) -> Result<Series, WorkerError> {
-        let (batches, as_of) = self.gather(as_of_ms).await?;
-        let table = series_from_buckets(&self.dims, batches, q).await?;
+        let (view, as_of) = self.view(as_of_ms).await?;
+        let table = series_in(&view.ctx, &self.dims, q).await?;
         Ok(Series { table, as_of })
     }
 }

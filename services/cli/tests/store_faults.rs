@@ -1,0 +1,258 @@
+//! `dvc-pulse worker` processes against the table store's failure modes:
+//! - a zombie: frozen (SIGSTOP) past its session while another worker takes its partitions
+//!   and commits, then resumed (SIGCONT): it commits nothing and exits non-zero;
+//! - an unwritable store mid-stream: `/readyz` turns 503 and the process exits non-zero;
+//!   restarted on the store made writable again, the windows are exact.
+
+use chrono::{Duration as Days, Utc};
+use dvc_pulse_model::event::ict;
+use dvc_pulse_rollup::{GroupKey, WindowQuery};
+use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn spawn(f: &Fixture, port: u16, store: &Path, log: &Path) -> Child {
+    let c = &f.config;
+    let config = store.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n\"max.poll.interval.ms\" = \"3000\"\n",
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
+        .arg("--config")
+        .arg(&config)
+        .arg("worker")
+        .env(
+            "DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS",
+            &c.kafka.bootstrap_servers,
+        )
+        .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
+        .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
+        .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
+        .env("DVC_PULSE__WORKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("DVC_PULSE__WORKER__STORE_URL", store)
+        .env("DVC_PULSE__WORKER__COMMIT_INTERVAL", "300ms")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .expect("worker starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(url: &str) -> Option<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    })
+}
+
+fn query(today: chrono::NaiveDate) -> WindowQuery {
+    WindowQuery {
+        from: today - Days::days(44),
+        to: today,
+        group_by: vec![GroupKey::Service],
+        locality: None,
+    }
+}
+
+fn window_url(port: u16, q: &WindowQuery) -> String {
+    format!(
+        "http://127.0.0.1:{port}/v1/windows?from={}&to={}&group_by=service",
+        q.from, q.to
+    )
+}
+
+/// Polls the worker on `port` until its window equals `expected` (or the deadline).
+fn wait_exact(port: u16, q: &WindowQuery, expected: &Value, secs: u64) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = get(&window_url(port, q)).map(|(_, v)| counts_only(&v));
+        if last.as_ref() == Some(expected) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    last
+}
+
+fn wait_exit(child: &mut Child, secs: u64) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{sig}");
+}
+
+fn messages(seed: u64) -> Vec<(String, Vec<u8>)> {
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let sim = dvc_pulse_sim::SimConfig {
+        seed,
+        start: today - Days::days(40),
+        days: 35,
+        localities: vec!["58".into()],
+        scale: 0.6,
+        ..Default::default()
+    };
+    let mut m = canonical_stream(&sim, Utc::now());
+    m.truncate(30_000);
+    m
+}
+
+#[test]
+fn a_zombie_worker_is_fenced_and_exits_non_zero() {
+    let f = Fixture::new(6);
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let all = messages(21);
+    let (first, second) = all.split_at(all.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = (dir.path().join("store"), dir.path().join("workers.log"));
+    produce(
+        &f.config.kafka.bootstrap_servers,
+        &f.config.topics.events,
+        first,
+    );
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = spawn(&f, pa, &store, &log);
+    let q = query(today);
+    let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
+    assert_eq!(
+        wait_exact(pa, &q, &expected_first, 120).as_ref(),
+        Some(&expected_first)
+    );
+    // Freeze A past its session; B takes every partition and commits the rest.
+    signal(&a, "STOP");
+    let mut b = spawn(&f, pb, &store, &log);
+    produce(
+        &f.config.kafka.bootstrap_servers,
+        &f.config.topics.events,
+        second,
+    );
+    let expected = counts_only(&serde_json::to_value(oracle(&all, &q)).unwrap());
+    let got = wait_exact(pb, &q, &expected, 120);
+    assert_eq!(got.as_ref(), Some(&expected), "B caught up alone");
+    // A wakes up: it must find itself fenced, write nothing and exit non-zero.
+    signal(&a, "CONT");
+    let status = wait_exit(&mut a, 60);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "A exits non-zero: {status:?}\n{}",
+        tail(&text)
+    );
+    assert!(text.contains("fenced"), "A says why:\n{}", tail(&text));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        wait_exact(pb, &q, &expected, 10).as_ref(),
+        Some(&expected),
+        "windows stay exact"
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+}
+
+#[test]
+fn an_unwritable_store_fails_fast_and_recovers_exactly() {
+    let f = Fixture::new(4);
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let all = messages(33);
+    let (first, second) = all.split_at(all.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = (dir.path().join("store"), dir.path().join("worker.log"));
+    let port = free_port();
+    produce(
+        &f.config.kafka.bootstrap_servers,
+        &f.config.topics.events,
+        first,
+    );
+    let mut w = spawn(&f, port, &store, &log);
+    let q = query(today);
+    let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
+    assert_eq!(
+        wait_exact(port, &q, &expected_first, 120).as_ref(),
+        Some(&expected_first)
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/readyz")).map(|r| r.0),
+        Some(200)
+    );
+    // The store goes away (a file where its directory was: every write fails, root or not).
+    let aside = dir.path().join("store.aside");
+    std::fs::rename(&store, &aside).unwrap();
+    std::fs::write(&store, b"not a directory").unwrap();
+    produce(
+        &f.config.kafka.bootstrap_servers,
+        &f.config.topics.events,
+        second,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut saw_503 = false;
+    while Instant::now() < deadline {
+        match get(&format!("http://127.0.0.1:{port}/readyz")) {
+            Some((503, _)) => saw_503 = true,
+            None if w.try_wait().unwrap().is_some() => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = wait_exit(&mut w, 30);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "exits non-zero: {status:?}\n{}",
+        tail(&text)
+    );
+    assert!(saw_503 || status.is_some(), "not ready, then gone");
+    // Writable again: a restarted worker gets every window exact.
+    std::fs::remove_file(&store).unwrap();
+    std::fs::rename(&aside, &store).unwrap();
+    let mut w = spawn(&f, port, &store, &log);
+    let expected = counts_only(&serde_json::to_value(oracle(&all, &q)).unwrap());
+    let got = wait_exact(port, &q, &expected, 120);
+    w.kill().unwrap();
+    w.wait().unwrap();
+    assert_eq!(
+        got.as_ref(),
+        Some(&expected),
+        "{}",
+        tail(&std::fs::read_to_string(&log).unwrap_or_default())
+    );
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<_> = text.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
