@@ -18,7 +18,7 @@ fn spawn(f: &Fixture, port: u16, store: &Path, log: &Path) -> Child {
     let config = store.with_extension("toml");
     std::fs::write(
         &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n\"max.poll.interval.ms\" = \"3000\"\n",
+        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n\"max.poll.interval.ms\" = \"10000\"\n",
     )
     .unwrap();
     Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
@@ -151,7 +151,9 @@ fn a_zombie_worker_is_fenced_and_exits_non_zero() {
     let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
     assert_eq!(
         wait_exact(pa, &q, &expected_first, 120).as_ref(),
-        Some(&expected_first)
+        Some(&expected_first),
+        "{}",
+        tail(&std::fs::read_to_string(&log).unwrap_or_default())
     );
     // Freeze A past its session; B takes every partition and commits the rest.
     signal(&a, "STOP");
@@ -203,7 +205,9 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
     let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
     assert_eq!(
         wait_exact(port, &q, &expected_first, 120).as_ref(),
-        Some(&expected_first)
+        Some(&expected_first),
+        "{}",
+        tail(&std::fs::read_to_string(&log).unwrap_or_default())
     );
     assert_eq!(
         get(&format!("http://127.0.0.1:{port}/readyz")).map(|r| r.0),
