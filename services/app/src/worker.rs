@@ -93,11 +93,15 @@ pub async fn serve(cfg: &Config, clock: Option<Clock>) -> Result<RunningWorker, 
     launch(cfg, clock, false).await
 }
 
-/// One maintenance round over the store (`dvc-pulse maintain`).
-pub async fn maintain(cfg: &Config) -> Result<dvc_pulse_store::Maintenance, AppError> {
+/// One maintenance round over the store (`dvc-pulse maintain`), compacting every
+/// partition value with at least `min_files` files.
+pub async fn maintain(
+    cfg: &Config,
+    min_files: usize,
+) -> Result<dvc_pulse_store::Maintenance, AppError> {
     let w = open(cfg, Arc::new(Utc::now), false).await?;
     Ok(w.store
-        .maintain(today(&w), dvc_pulse_store::maintain::COMPACT_FILES)
+        .maintain(today(&w), min_files)
         .await
         .map_err(WorkerError::from)?)
 }

@@ -114,7 +114,11 @@ enum Command {
     /// Serve /v1/windows, the page and diffs from the table store only (no Kafka).
     Serve,
     /// Compact, expire and vacuum the table store once, and print what was done.
-    Maintain,
+    Maintain {
+        /// Compact every partition value with at least this many files (workers use 16).
+        #[arg(long, default_value_t = 2)]
+        min_files: usize,
+    },
     /// Compute a window straight from an export of events (NDJSON, JSON array or CSV).
     Snapshot {
         /// An export of events (NDJSON or DVCQG JSON) to compute the window from.
@@ -248,8 +252,8 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             ctrl_c().await;
             w.stop().await?;
         }
-        Command::Maintain => {
-            let m = dvc_pulse_app::worker::maintain(&cfg).await?;
+        Command::Maintain { min_files } => {
+            let m = dvc_pulse_app::worker::maintain(&cfg, min_files).await?;
             println!(
                 "{}",
                 serde_json::json!({"compacted": m.compacted, "expired_days": m.expired, "vacuumed_files": m.vacuumed})

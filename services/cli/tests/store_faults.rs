@@ -2,7 +2,9 @@
 //! - a zombie: frozen (SIGSTOP) past its session while another worker takes its partitions
 //!   and commits, then resumed (SIGCONT): it commits nothing and exits non-zero;
 //! - an unwritable store mid-stream: `/readyz` turns 503 and the process exits non-zero;
-//!   restarted on the store made writable again, the windows are exact.
+//!   restarted on the store made writable again, the windows are exact;
+//! - ten graceful restarts (SIGTERM: last commit, exit 0), then a vacuum: the store holds
+//!   no more data files than 1.2× what one restart left, and the windows stay exact.
 
 use chrono::{Duration as Days, Utc};
 use dvc_pulse_model::event::ict;
@@ -10,61 +12,21 @@ use dvc_pulse_rollup::{GroupKey, WindowQuery};
 use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
+use common::{SESSION_6S, free_port, get, spawn_worker, tail, wait_exit};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn spawn(f: &Fixture, port: u16, store: &Path, log: &Path) -> Child {
-    let c = &f.config;
-    let config = store.with_extension("toml");
-    std::fs::write(
-        &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n\"max.poll.interval.ms\" = \"10000\"\n",
+    spawn_worker(
+        f,
+        port,
+        store,
+        log,
+        SESSION_6S,
+        &[("DVC_PULSE__WORKER__COMMIT_INTERVAL", "300ms")],
     )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
-        .arg("--config")
-        .arg(&config)
-        .arg("worker")
-        .env(
-            "DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS",
-            &c.kafka.bootstrap_servers,
-        )
-        .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
-        .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
-        .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
-        .env("DVC_PULSE__WORKER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("DVC_PULSE__WORKER__STORE_URL", store)
-        .env("DVC_PULSE__WORKER__COMMIT_INTERVAL", "300ms")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .expect("worker starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(url: &str) -> Option<(u16, Value)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::get(url).await.ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.json().await.ok()?))
-    })
 }
 
 fn query(today: chrono::NaiveDate) -> WindowQuery {
@@ -95,17 +57,6 @@ fn wait_exact(port: u16, q: &WindowQuery, expected: &Value, secs: u64) -> Option
         std::thread::sleep(Duration::from_millis(200));
     }
     last
-}
-
-fn wait_exit(child: &mut Child, secs: u64) -> Option<ExitStatus> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -153,7 +104,7 @@ fn a_zombie_worker_is_fenced_and_exits_non_zero() {
         wait_exact(pa, &q, &expected_first, 120).as_ref(),
         Some(&expected_first),
         "{}",
-        tail(&std::fs::read_to_string(&log).unwrap_or_default())
+        tail(&log)
     );
     // Freeze A past its session; B takes every partition and commits the rest.
     signal(&a, "STOP");
@@ -173,9 +124,9 @@ fn a_zombie_worker_is_fenced_and_exits_non_zero() {
     assert!(
         status.is_some_and(|s| !s.success()),
         "A exits non-zero: {status:?}\n{}",
-        tail(&text)
+        tail(&log)
     );
-    assert!(text.contains("fenced"), "A says why:\n{}", tail(&text));
+    assert!(text.contains("fenced"), "A says why:\n{}", tail(&log));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         wait_exact(pb, &q, &expected, 10).as_ref(),
@@ -207,7 +158,7 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
         wait_exact(port, &q, &expected_first, 120).as_ref(),
         Some(&expected_first),
         "{}",
-        tail(&std::fs::read_to_string(&log).unwrap_or_default())
+        tail(&log)
     );
     assert_eq!(
         get(&format!("http://127.0.0.1:{port}/readyz")).map(|r| r.0),
@@ -233,11 +184,10 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = wait_exit(&mut w, 30);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         status.is_some_and(|s| !s.success()),
         "exits non-zero: {status:?}\n{}",
-        tail(&text)
+        tail(&log)
     );
     assert!(saw_503 || status.is_some(), "not ready, then gone");
     // Writable again: a restarted worker gets every window exact.
@@ -248,15 +198,90 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
     let got = wait_exact(port, &q, &expected, 120);
     w.kill().unwrap();
     w.wait().unwrap();
-    assert_eq!(
-        got.as_ref(),
-        Some(&expected),
-        "{}",
-        tail(&std::fs::read_to_string(&log).unwrap_or_default())
-    );
+    assert_eq!(got.as_ref(), Some(&expected), "{}", tail(&log));
 }
 
-fn tail(text: &str) -> String {
-    let lines: Vec<_> = text.lines().collect();
-    lines[lines.len().saturating_sub(25)..].join("\n")
+/// Data files of the store (Parquet outside the Delta logs).
+fn data_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        if p.ends_with("_delta_log") {
+                            0
+                        } else {
+                            data_files(&p)
+                        }
+                    } else {
+                        usize::from(p.extension().is_some_and(|x| x == "parquet"))
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_restarts_and_a_vacuum_leave_no_files_behind() {
+    let f = Fixture::new(4);
+    let today = Utc::now().with_timezone(&ict()).date_naive();
+    let all = messages(45);
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = (dir.path().join("store"), dir.path().join("worker.log"));
+    let port = free_port();
+    let q = query(today);
+    let chunk = all.len().div_ceil(10);
+    let mut after_one = 0;
+    for i in 0..10 {
+        let upto = ((i + 1) * chunk).min(all.len());
+        produce(
+            &f.config.kafka.bootstrap_servers,
+            &f.config.topics.events,
+            &all[i * chunk..upto],
+        );
+        let mut w = spawn(&f, port, &store, &log);
+        let expected = counts_only(&serde_json::to_value(oracle(&all[..upto], &q)).unwrap());
+        let got = wait_exact(port, &q, &expected, 120);
+        signal(&w, "TERM");
+        let status = wait_exit(&mut w, 60);
+        assert_eq!(got.as_ref(), Some(&expected), "restart {i}: {}", tail(&log));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "SIGTERM exits 0: {status:?}\n{}",
+            tail(&log)
+        );
+        if i == 0 {
+            after_one = data_files(&store);
+        }
+    }
+    let before = data_files(&store);
+    let c = &f.config;
+    let out = Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
+        .arg("maintain")
+        .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
+        .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
+        .env("DVC_PULSE__WORKER__STORE_URL", &store)
+        .env("DVC_PULSE__WORKER__HISTORY_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after_ten = data_files(&store);
+    assert!(
+        after_ten as f64 <= 1.2 * after_one as f64,
+        "{after_ten} data files after ten restarts and a vacuum (from {before}), {after_one} after one; {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Nothing the windows need went with them.
+    let mut w = spawn(&f, port, &store, &log);
+    let expected = counts_only(&serde_json::to_value(oracle(&all, &q)).unwrap());
+    let got = wait_exact(port, &q, &expected, 120);
+    w.kill().unwrap();
+    w.wait().unwrap();
+    assert_eq!(got.as_ref(), Some(&expected), "{}", tail(&log));
 }

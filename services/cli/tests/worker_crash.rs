@@ -6,53 +6,27 @@ use dvc_pulse_model::event::ict;
 use dvc_pulse_rollup::{GroupKey, WindowQuery};
 use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{FAST_GROUP, free_port, get, spawn_worker};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn spawn(f: &Fixture, port: u16, checkpoints: &std::path::Path, log: &std::path::Path) -> Child {
-    let c = &f.config;
+fn spawn(f: &Fixture, port: u16, store: &std::path::Path, log: &std::path::Path) -> Child {
     // Dead members must leave the group quickly, or a restarted worker waits for them: a
     // member killed mid-rebalance is only dropped after the rebalance timeout, which is
     // max.poll.interval.ms (5 minutes by default).
-    let config = checkpoints.with_extension("toml");
-    std::fs::write(
-        &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n\"max.poll.interval.ms\" = \"3000\"\n",
+    spawn_worker(
+        f,
+        port,
+        store,
+        log,
+        FAST_GROUP,
+        &[
+            ("DVC_PULSE__WORKER__COMMIT_INTERVAL", "250ms"),
+            ("DVC_PULSE__WORKER__COMMIT_EVERY_EVENTS", "7919"),
+        ],
     )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
-        .arg("--config")
-        .arg(&config)
-        .arg("worker")
-        .env(
-            "DVC_PULSE__KAFKA__BOOTSTRAP_SERVERS",
-            &c.kafka.bootstrap_servers,
-        )
-        .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
-        .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
-        .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
-        .env("DVC_PULSE__WORKER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("DVC_PULSE__WORKER__STORE_URL", checkpoints)
-        .env("DVC_PULSE__WORKER__COMMIT_INTERVAL", "250ms")
-        .env("DVC_PULSE__WORKER__COMMIT_EVERY_EVENTS", "7919")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .expect("worker starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Deterministic pauses between 1 s and 4 s (xorshift; no clock, no entropy).
@@ -63,14 +37,6 @@ fn pauses(mut x: u64) -> impl Iterator<Item = Duration> {
         x ^= x << 17;
         Duration::from_millis(1000 + x % 3000)
     })
-}
-
-fn get(url: &str) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { reqwest::get(url).await.ok()?.json().await.ok() })
 }
 
 #[test]
@@ -150,7 +116,7 @@ fn sigkilled_worker_recovers_exact_windows() {
     while Instant::now() < deadline {
         last = queries
             .iter()
-            .map(|q| get(&url(q)).map(|v| counts_only(&v)))
+            .map(|q| get(&url(q)).map(|(_, v)| counts_only(&v)))
             .collect::<Vec<_>>();
         if last
             .iter()

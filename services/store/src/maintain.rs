@@ -46,6 +46,7 @@ impl Store {
             .compact(self.changes_table(), "ingest_day", Fold::Concat, min_files)
             .await?;
         m.expired += self.expire_changes(today).await?;
+        m.compacted += self.compact_states(min_files).await?;
         for t in [
             self.changes_table(),
             self.contributions_table(),
@@ -165,6 +166,39 @@ impl Store {
         .await?;
         tracing::debug!(table = t.name, value, files = files.len(), "compacted");
         Ok(())
+    }
+
+    /// Rewrites the `state` rows of every partition with at least `min_files` files as
+    /// one row per dossier. Safe beside the partition's owner: the rewrite is fenced on
+    /// the offset it read, so a commit by the owner meanwhile makes it skip.
+    async fn compact_states(&self, min_files: usize) -> Result<usize, StoreError> {
+        let partitions: BTreeMap<i32, usize> = {
+            let mut t = self.state_table().lock().await;
+            t.refresh().await?;
+            let mut count = BTreeMap::new();
+            for f in t.files().await? {
+                if let Some(Some(p)) = f.partition_values_map().get("partition")
+                    && let Ok(p) = p.parse::<i32>()
+                {
+                    *count.entry(p).or_default() += 1;
+                }
+            }
+            count
+        };
+        let mut done = 0;
+        for (p, files) in partitions {
+            if files < min_files.max(2) {
+                continue;
+            }
+            let (state, committed) = self.load_partition(p).await?;
+            let rows = state.full_state_batch(p, committed.state)?;
+            match self.compact_state(p, rows, committed.state).await {
+                Ok(()) => done += 1,
+                Err(e) if e.is_fenced() || matches!(e, StoreError::Behind { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Removes the days of changes before `today - history_days`.
