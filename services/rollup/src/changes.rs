@@ -88,21 +88,29 @@ pub struct Revision {
 
 impl Revision {
     /// Its effect on the buckets: `new - old` when applied, nothing otherwise.
-    pub fn deltas(&self, mut f: impl FnMut(BucketKey, Measure, i64)) {
-        if !self.change.applied() {
-            return;
+    pub fn deltas(&self, f: impl FnMut(BucketKey, Measure, i64)) {
+        if self.change.applied() {
+            replacement_deltas(self.old.as_ref(), &self.new, f);
         }
-        let mut add = |e: &Entry, sign: i64| {
-            if e.days.received != NO_DAY {
-                e.days
-                    .deltas(|day, m| f((day, e.procedure, e.locality, e.agency), m, sign));
-            }
-        };
-        if let Some(old) = &self.old {
-            add(old, -1);
-        }
-        add(&self.new, 1);
     }
+}
+
+/// The bucket deltas of `new` replacing `old`: `new - old`.
+pub fn replacement_deltas(
+    old: Option<&Entry>,
+    new: &Entry,
+    mut f: impl FnMut(BucketKey, Measure, i64),
+) {
+    let mut add = |e: &Entry, sign: i64| {
+        if e.days.received != NO_DAY {
+            e.days
+                .deltas(|day, m| f((day, e.procedure, e.locality, e.agency), m, sign));
+        }
+    };
+    if let Some(old) = old {
+        add(old, -1);
+    }
+    add(new, 1);
 }
 
 /// Versions read, with the names their entries refer to: what the `changes` table holds

@@ -4,7 +4,7 @@
 //! already there and is not emitted again, so a replay after a crash between the three
 //! commits writes each table's missing part exactly once.
 
-use crate::changes::{Change, Revision};
+use crate::changes::{Change, Revision, replacement_deltas};
 use crate::error::RollupError;
 use crate::fact::Measure;
 use crate::state::{Applied, BucketKey, Counts, PartitionState};
@@ -69,15 +69,7 @@ impl Outbox {
             return;
         }
         if offset >= committed.contributions {
-            let rev = Revision {
-                at_ms,
-                offset,
-                dossier_id: Box::from(""),
-                change,
-                old: applied.old,
-                new,
-            };
-            rev.deltas(|k, m, sign| {
+            replacement_deltas(applied.old.as_ref(), &new, |k, m, sign| {
                 let c = self
                     .contributions
                     .entry(k)

@@ -181,7 +181,7 @@ impl PartitionState {
         today: i32,
         horizon_days: i32,
     ) -> Outcome {
-        self.apply_entry(e, content, today, horizon_days).0
+        self.apply_full(e, content, today, horizon_days).outcome
     }
 
     /// [`PartitionState::apply`], with the entries before and after.
@@ -192,9 +192,10 @@ impl PartitionState {
         today: i32,
         horizon_days: i32,
     ) -> Applied {
-        let (outcome, old, new) = self.apply_entry(e, content, today, horizon_days);
+        let key = dossier_key(&e.dossier_id);
+        let (outcome, old, new) = self.apply_entry(key, e, content, today, horizon_days);
         Applied {
-            key: dossier_key(&e.dossier_id),
+            key,
             outcome,
             old,
             new,
@@ -203,6 +204,7 @@ impl PartitionState {
 
     fn apply_entry(
         &mut self,
+        key: [u64; 2],
         e: &DossierEvent,
         content: u64,
         today: i32,
@@ -213,7 +215,6 @@ impl PartitionState {
         if day < today - horizon_days {
             return (Outcome::BeyondHorizon { day }, None, None);
         }
-        let key = dossier_key(&e.dossier_id);
         let entry = Entry {
             updated_us: e.updated_at.timestamp_micros(),
             content,
