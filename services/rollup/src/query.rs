@@ -191,12 +191,8 @@ fn ict_date(col: &str) -> String {
 
 /// The measures of a row, in output order, with their bucket and event formulas.
 fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)> {
-    let within = |m: Measure| {
-        format!(
-            "SUM(CASE WHEN day >= {from} THEN {} ELSE 0 END)",
-            m.column()
-        )
-    };
+    // Bucket facts arrive aggregated per key, flows already restricted to the window.
+    let within = |m: Measure| format!("SUM({})", m.column());
     let upto = |a: Measure, b: Measure| format!("SUM({} - {})", a.column(), b.column());
     match source {
         Source::Buckets => vec![
@@ -247,11 +243,35 @@ fn measures(source: Source, from: &str, to: &str) -> Vec<(&'static str, String)>
     }
 }
 
+/// The bucket facts of a window, aggregated per (procedure, locality, agency) before any
+/// join: the flows of the window's days, the pending deltas of every day up to its end.
+/// Joins then see one row per key, not one per day and key.
+fn bucket_facts(from: &str, to: &str) -> String {
+    let cols: Vec<String> = Measure::ALL
+        .iter()
+        .map(|m| {
+            let c = m.column();
+            match m {
+                Measure::PendingOpen
+                | Measure::PendingClose
+                | Measure::OverdueOpen
+                | Measure::OverdueClose => format!("SUM({c}) AS {c}"),
+                _ => format!("SUM(CASE WHEN day >= {from} THEN {c} ELSE 0 END) AS {c}"),
+            }
+        })
+        .collect();
+    format!(
+        "facts AS (SELECT procedure_code, locality_code, agency, {} FROM buckets \
+         WHERE day <= {to} GROUP BY procedure_code, locality_code, agency)",
+        cols.join(", ")
+    )
+}
+
 /// The SQL of a window query.
 pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
     let (from, to) = (date(q.from), date(q.to));
     let facts = match source {
-        Source::Buckets => format!("facts AS (SELECT * FROM buckets WHERE day <= {to})"),
+        Source::Buckets => bucket_facts(&from, &to),
         Source::Events { cutoff } => {
             let kept = if cutoff == i32::MIN {
                 String::new()
