@@ -84,6 +84,9 @@ pub struct Store {
     state: Mutex<Table>,
     versions: Mutex<Versions>,
     views: Mutex<Vec<(i64, Arc<Table>)>>,
+    /// The earliest version in the log, and when it was listed (listing reads the
+    /// whole log directory: at most once a minute).
+    earliest: Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -234,6 +237,7 @@ impl Store {
             state: Mutex::new(state),
             versions: Mutex::new(Versions::default()),
             views: Mutex::new(Vec::new()),
+            earliest: Mutex::new(None),
         })
     }
 
@@ -442,7 +446,7 @@ impl Store {
             t.refresh().await?;
             let latest = t.version();
             let mut versions = self.versions.lock().await;
-            let earliest = earliest_version(&t.table).await?;
+            let earliest = self.earliest(&t).await?;
             let first_at = versions.meta(&t.table, earliest).await?.at;
             let retention_start =
                 chrono::Utc::now().timestamp_millis() - self.opts.history_days as i64 * 86_400_000;
@@ -491,6 +495,19 @@ impl Store {
             offsets,
             history_from,
         })
+    }
+
+    /// The earliest version of the contributions log (listed at most once a minute).
+    async fn earliest(&self, t: &Table) -> Result<i64, StoreError> {
+        let mut cached = self.earliest.lock().await;
+        if let Some((at, v)) = *cached
+            && at.elapsed() < std::time::Duration::from_secs(60)
+        {
+            return Ok(v);
+        }
+        let v = earliest_version(&t.table).await?;
+        *cached = Some((std::time::Instant::now(), v));
+        Ok(v)
     }
 
     /// A loaded snapshot of `contributions` at `version` (cached: a few recent ones).
