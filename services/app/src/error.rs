@@ -12,6 +12,9 @@ pub enum AppError {
     /// Ingest failure.
     #[error(transparent)]
     Ingest(#[from] dvc_pulse_ingest::IngestError),
+    /// The Kafka client (sink) failed.
+    #[error(transparent)]
+    Kafka(#[from] dvc_pulse_kafka::KafkaClientError),
     /// The stream worker failed.
     #[error(transparent)]
     Worker(#[from] dvc_pulse_worker::WorkerError),

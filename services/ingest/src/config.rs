@@ -1,62 +1,11 @@
-//! Configuration of the Kafka client, topics and gateway (one section each of the
-//! layered configuration assembled by `dvc-pulse-app`).
+//! Configuration of the gateway (a section of the layered configuration assembled by
+//! `dvc-pulse-app`); the Kafka client and topics are `dvc-pulse-kafka`'s.
 
 use dvc_pulse_model::ValidatorConfig;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-/// Kafka client settings shared by every component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`; empty means "start the embedded broker" where a command can.
-    pub bootstrap_servers: String,
-    /// Passed to librdkafka as they are: `security.protocol`, `sasl.*`, `ssl.*`, ...
-    pub properties: BTreeMap<String, String>,
-    /// Prefix of the producers' `transactional.id`s; unique per gateway instance.
-    pub transactional_id_prefix: String,
-    /// Producers in the pool; each carries one request's transaction at a time.
-    pub producers: usize,
-    /// How long a batch may wait for the broker before it is aborted (HTTP 503).
-    #[serde(with = "humantime_serde")]
-    pub batch_timeout: Duration,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            bootstrap_servers: String::new(),
-            properties: BTreeMap::new(),
-            transactional_id_prefix: "dvc-pulse-ingest".into(),
-            producers: 4,
-            batch_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Topic names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicsConfig {
-    /// Accepted canonical events, keyed by `dossier_id`.
-    pub events: String,
-    /// Rejected records with their reason.
-    pub dead_letter: String,
-    /// Partitions when the embedded broker creates the topics.
-    pub partitions: i32,
-}
-
-impl Default for TopicsConfig {
-    fn default() -> Self {
-        Self {
-            events: "dossier-events".into(),
-            dead_letter: "dossier-events-dlq".into(),
-            partitions: 6,
-        }
-    }
-}
+pub use dvc_pulse_kafka::config::{KafkaConfig, TopicsConfig};
 
 /// The HTTP gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

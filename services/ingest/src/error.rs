@@ -3,18 +3,9 @@
 /// Errors of the ingest side.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// Kafka refused or could not take a batch; nothing of it is visible to readers.
-    #[error("kafka: {operation}: {source}")]
-    Kafka {
-        /// What was being done (init, produce, commit, ...).
-        operation: &'static str,
-        /// The client's error.
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
-    /// The broker did not confirm a batch in time; the batch was aborted.
-    #[error("kafka did not confirm the batch within {0:?}")]
-    Timeout(std::time::Duration),
+    /// Kafka refused, timed out or could not take a batch; nothing of it is visible.
+    #[error(transparent)]
+    Kafka(#[from] dvc_pulse_kafka::KafkaClientError),
     /// A configuration value is unusable.
     #[error("configuration: {0}")]
     Config(String),

@@ -12,15 +12,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use dvc_pulse_model::Validator;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The clock, injectable so tests control "now".
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub use dvc_pulse_model::event::Clock;
 
 /// A readiness probe: true when the broker answers.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;

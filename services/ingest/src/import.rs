@@ -105,7 +105,7 @@ pub async fn import_file(
         let outcome = pipeline::process(validator, records, &origin, now());
         sink.publish(outcome.messages)
             .await
-            .map_err(|e| (summary.clone(), e))?;
+            .map_err(|e| (summary.clone(), e.into()))?;
         summary.accepted += outcome.accepted;
         for r in outcome.rejected {
             *summary.rejected.entry(r.reason.to_string()).or_default() += 1;

@@ -84,16 +84,4 @@ impl Default for IngestMetrics {
     }
 }
 
-/// `dvc_pulse_build_info{version}` = 1, for any registry.
-pub fn build_info() -> prometheus::IntGaugeVec {
-    let g = prometheus::IntGaugeVec::new(
-        Opts::new(
-            "dvc_pulse_build_info",
-            "1, labelled with the dvc-pulse version.",
-        ),
-        &["version"],
-    )
-    .expect("valid metric");
-    g.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-    g
-}
+pub use dvc_pulse_kafka::metrics::build_info;

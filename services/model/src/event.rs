@@ -181,6 +181,9 @@ impl DossierEvent {
     }
 }
 
+/// The clock, injectable so tests control "now".
+pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
 /// Formats a timestamp the canonical way: RFC 3339, +07:00, seconds unless sub-second.
 pub fn format_ts(t: &Timestamp) -> String {
     t.with_timezone(&ict())

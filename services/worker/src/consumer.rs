@@ -12,9 +12,9 @@
 use crate::error::WorkerError;
 use crate::metrics::{Metrics, band};
 use crate::worker::{Owned, Worker};
-use dvc_pulse_ingest::config::{KafkaConfig, TopicsConfig};
-use dvc_pulse_ingest::dlq::DeadLetter;
-use dvc_pulse_ingest::sink::{Destination, KafkaSink, Message};
+use dvc_pulse_kafka::dlq::DeadLetter;
+use dvc_pulse_kafka::sink::{Destination, KafkaSink, Message};
+use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_rollup::fact::day_number;
@@ -25,7 +25,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::message::Message as _;
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -98,18 +98,18 @@ pub async fn run(
         topic: worker.topic.clone(),
         worker: worker.clone(),
     };
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("group.id", &worker.cfg.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("statistics.interval.ms", "1000")
-        .set("session.timeout.ms", "10000")
-        .set("client.id", &worker.id);
-    for (k, v) in &kafka.properties {
-        cc.set(k, v);
-    }
+    let cc = client_config(
+        kafka,
+        &[
+            ("group.id", worker.cfg.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            ("statistics.interval.ms", "1000"),
+            ("session.timeout.ms", "10000"),
+            ("client.id", worker.id.as_str()),
+        ],
+    );
     let consumer: Arc<StreamConsumer<Ctx>> = Arc::new(
         cc.create_with_context(ctx)
             .map_err(kafka_err("create consumer"))?,

@@ -24,7 +24,7 @@ pub enum WorkerError {
     Rollup(#[from] dvc_pulse_rollup::RollupError),
     /// Publishing dead letters failed.
     #[error(transparent)]
-    Ingest(#[from] dvc_pulse_ingest::IngestError),
+    Sink(#[from] dvc_pulse_kafka::KafkaClientError),
     /// Binding or serving HTTP failed.
     #[error("http {addr}: {source}")]
     Http {

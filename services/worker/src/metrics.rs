@@ -124,7 +124,7 @@ impl Metrics {
             .register(Box::new(lag.clone()))
             .expect("unique metric");
         registry
-            .register(Box::new(dvc_pulse_ingest::metrics::build_info()))
+            .register(Box::new(dvc_pulse_kafka::metrics::build_info()))
             .expect("unique metric");
         Metrics {
             consumed: counter(

@@ -7,9 +7,8 @@ use crate::error::WorkerError;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
-use dvc_pulse_ingest::gateway::Clock;
 use dvc_pulse_model::Reference;
-use dvc_pulse_model::event::{format_ts, ict};
+use dvc_pulse_model::event::{Clock, format_ts, ict};
 use dvc_pulse_rollup::changes::{ChangeItem, format_ms};
 use dvc_pulse_rollup::outbox::{Committed, Outbox};
 use dvc_pulse_rollup::{

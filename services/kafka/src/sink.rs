@@ -4,8 +4,7 @@
 //! behind, and its retry cannot duplicate events.
 
 use crate::config::{KafkaConfig, TopicsConfig};
-use crate::error::IngestError;
-use rdkafka::ClientConfig;
+use crate::error::KafkaClientError;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -57,9 +56,9 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// A sink for the given cluster; producers connect lazily, on their first batch.
-    pub fn new(kafka: KafkaConfig, topics: TopicsConfig) -> Result<Self, IngestError> {
+    pub fn new(kafka: KafkaConfig, topics: TopicsConfig) -> Result<Self, KafkaClientError> {
         if kafka.bootstrap_servers.is_empty() {
-            return Err(IngestError::Config(
+            return Err(KafkaClientError::Config(
                 "kafka.bootstrap_servers is empty".into(),
             ));
         }
@@ -80,7 +79,7 @@ impl KafkaSink {
     }
 
     /// Publishes `batch` in one transaction. `Ok` means every message is committed.
-    pub async fn publish(&self, batch: Vec<Message>) -> Result<(), IngestError> {
+    pub async fn publish(&self, batch: Vec<Message>) -> Result<(), KafkaClientError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -89,7 +88,7 @@ impl KafkaSink {
             .permits
             .acquire()
             .await
-            .map_err(|e| IngestError::Internal(e.to_string()))?;
+            .map_err(|e| KafkaClientError::Internal(e.to_string()))?;
         let mut slot = self
             .inner
             .slots
@@ -103,38 +102,36 @@ impl KafkaSink {
             (slot, r)
         })
         .await
-        .map_err(|e| IngestError::Internal(format!("publish task: {e}")))?;
+        .map_err(|e| KafkaClientError::Internal(format!("publish task: {e}")))?;
         self.inner.slots.lock().expect("slots lock").push(slot);
         result
     }
 }
 
 impl Inner {
-    fn producer(&self, slot: &mut Slot, deadline: Instant) -> Result<(), IngestError> {
+    fn producer(&self, slot: &mut Slot, deadline: Instant) -> Result<(), KafkaClientError> {
         if slot.producer.is_some() {
             return Ok(());
         }
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.kafka.bootstrap_servers)
-            .set(
-                "transactional.id",
-                format!("{}-{}", self.kafka.transactional_id_prefix, slot.id),
-            )
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("transaction.timeout.ms", "60000")
-            .set("message.timeout.ms", "55000");
-        for (k, v) in &self.kafka.properties {
-            cfg.set(k, v);
-        }
-        let p: TxProducer = cfg.create().map_err(|source| IngestError::Kafka {
+        let id = format!("{}-{}", self.kafka.transactional_id_prefix, slot.id);
+        let cfg = crate::config::client_config(
+            &self.kafka,
+            &[
+                ("transactional.id", id.as_str()),
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("transaction.timeout.ms", "60000"),
+                ("message.timeout.ms", "55000"),
+            ],
+        );
+        let p: TxProducer = cfg.create().map_err(|source| KafkaClientError::Kafka {
             operation: "create producer",
             source,
         })?;
         // Also fences an earlier producer with this id and aborts what it left open.
         p.init_transactions(remaining(deadline))
-            .map_err(|source| IngestError::Kafka {
+            .map_err(|source| KafkaClientError::Kafka {
                 operation: "init transactions",
                 source,
             })?;
@@ -142,7 +139,7 @@ impl Inner {
         Ok(())
     }
 
-    fn transact(&self, slot: &mut Slot, batch: &[Message]) -> Result<(), IngestError> {
+    fn transact(&self, slot: &mut Slot, batch: &[Message]) -> Result<(), KafkaClientError> {
         let deadline = Instant::now() + self.kafka.batch_timeout;
         self.producer(slot, deadline)?;
         let p = slot.producer.as_ref().expect("just created");
@@ -166,11 +163,12 @@ impl Inner {
         p: &TxProducer,
         batch: &[Message],
         deadline: Instant,
-    ) -> Result<(), IngestError> {
-        p.begin_transaction().map_err(|source| IngestError::Kafka {
-            operation: "begin transaction",
-            source,
-        })?;
+    ) -> Result<(), KafkaClientError> {
+        p.begin_transaction()
+            .map_err(|source| KafkaClientError::Kafka {
+                operation: "begin transaction",
+                source,
+            })?;
         for m in batch {
             let topic = match m.to {
                 Destination::Events => &self.topics.events,
@@ -191,13 +189,13 @@ impl Inner {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         if Instant::now() >= deadline {
-                            return Err(IngestError::Timeout(self.kafka.batch_timeout));
+                            return Err(KafkaClientError::Timeout(self.kafka.batch_timeout));
                         }
                         record = r;
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err((source, _)) => {
-                        return Err(IngestError::Kafka {
+                        return Err(KafkaClientError::Kafka {
                             operation: "produce",
                             source,
                         });
@@ -210,9 +208,9 @@ impl Inner {
                 KafkaError::Transaction(ref e)
                     if e.code() == RDKafkaErrorCode::OperationTimedOut =>
                 {
-                    IngestError::Timeout(self.kafka.batch_timeout)
+                    KafkaClientError::Timeout(self.kafka.batch_timeout)
                 }
-                source => IngestError::Kafka {
+                source => KafkaClientError::Kafka {
                     operation: "commit transaction",
                     source,
                 },
