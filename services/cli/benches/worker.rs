@@ -3,7 +3,6 @@
 //!   measured in the same run on the same broker and messages (aim ≥ 70% of it);
 //! - freshness: gateway ack → visible in `GET /v1/windows`, p50/p99 (aim p99 < 1 s);
 //! - bytes of state per live dossier (aim ≤ 64);
-//! - recovery time of 1M dossiers from the table store's `state` table;
 //! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
 //!
 //! `cargo bench -p dvc-pulse --bench worker`
@@ -29,7 +28,7 @@ fn main() {
         throughput().await;
         freshness().await;
     });
-    state_and_recovery(&rt);
+    state();
     snapshot_file(&rt);
 }
 
@@ -170,7 +169,7 @@ fn dossier(i: u64) -> DossierEvent {
     }
 }
 
-fn state_and_recovery(rt: &tokio::runtime::Runtime) {
+fn state() {
     const N: u64 = 1_000_000;
     let mut s = PartitionState::default();
     let today = day_number(
@@ -197,58 +196,6 @@ fn state_and_recovery(rt: &tokio::runtime::Runtime) {
         "  bytes per live dossier {:>10.1} (dossier table and buckets, by capacity; aim ≤ 64)",
         s.heap_bytes() as f64 / s.dossier_count() as f64
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store = rt
-        .block_on(dvc_pulse_store::Store::open(
-            dvc_pulse_store::StoreOptions {
-                url: dir.path().display().to_string(),
-                history_days: 92,
-                app_prefix: "bench/events".into(),
-            },
-        ))
-        .unwrap();
-    let started = Instant::now();
-    let part = dvc_pulse_store::PartitionCommit {
-        partition: 0,
-        next_offset: N as i64,
-        expected: Default::default(),
-        batches: dvc_pulse_rollup::outbox::Batches {
-            changes: s.changes_batch(0, &[]).unwrap(),
-            contributions: s.contributions_batch(&Default::default()),
-            state: s.full_state_batch(0, N as i64).unwrap(),
-        },
-    };
-    rt.block_on(store.commit(&[part], Default::default()))
-        .unwrap();
-    let write = started.elapsed();
-    let size = dir_size(&dir.path().join("state"));
-    let started = Instant::now();
-    let (back, committed) = rt.block_on(store.load_partition(0)).unwrap();
-    let load = started.elapsed();
-    assert_eq!(back.dossier_count(), N as usize);
-    println!(
-        "recovery of {N} dossiers from the store's state table ({:.1} MB on disk, offset {})",
-        size as f64 / 1e6,
-        committed.state
-    );
-    println!("  write {write:?}   load and rebuild buckets {load:?} (aim ≤ 5 s)");
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|d| {
-            d.flatten()
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        dir_size(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn snapshot_file(rt: &tokio::runtime::Runtime) {

@@ -103,6 +103,16 @@ fn dossier(i: u64, version: u32, base: NaiveDate) -> DossierEvent {
     }
 }
 
+async fn open(dir: &std::path::Path, history_days: u32) -> Store {
+    Store::open(StoreOptions {
+        url: dir.display().to_string(),
+        history_days,
+        app_prefix: "bench/events".into(),
+    })
+    .await
+    .unwrap()
+}
+
 fn rss_peak_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -117,13 +127,7 @@ fn rss_peak_kb() -> u64 {
 fn stream(history_days: u32, dossiers: u64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = rt
-        .block_on(Store::open(StoreOptions {
-            url: dir.path().display().to_string(),
-            history_days,
-            app_prefix: "bench/events".into(),
-        }))
-        .unwrap();
+    let store = rt.block_on(open(dir.path(), history_days));
     let base = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     let today = day_number(base + Days::days(150));
     let mut parts: Vec<(PartitionState, Outbox, Committed)> =
@@ -226,13 +230,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
 
 async fn recovery(n: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions {
-        url: dir.path().display().to_string(),
-        history_days: 92,
-        app_prefix: "bench/events".into(),
-    })
-    .await
-    .unwrap();
+    let store = open(dir.path(), 92).await;
     let base = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     let mut s = PartitionState::default();
     for i in 0..n {
@@ -286,13 +284,7 @@ async fn window_latency(rows: usize) {
         .flat_map(|s| s.procedure_codes.iter().cloned().chain([s.id.clone()]))
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions {
-        url: dir.path().display().to_string(),
-        history_days: 92,
-        app_prefix: "bench/events".into(),
-    })
-    .await
-    .unwrap();
+    let store = open(dir.path(), 92).await;
     let per_day = communes.len() * procedures.len();
     let days = rows.div_ceil(per_day);
     let last = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
