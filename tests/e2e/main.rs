@@ -8,6 +8,7 @@ mod browser;
 mod compose;
 mod faults;
 mod gateway;
+mod horizon;
 mod import;
 mod kcat;
 mod metrics;

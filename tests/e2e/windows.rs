@@ -201,8 +201,9 @@ async fn a_late_event_changes_every_window_that_covers_its_day() {
     let w = f
         .worker(&dir.path().join("ckpt"), Some(fixed_clock(now)))
         .await;
-    let gw = f.gateway().await;
-    // Received 45 days before the worker's today (2024-09-01 ICT): 2024-07-18.
+    // The gateway stamps what it sends with its clock: the worker's "today".
+    let gw = f.gateway_at(fixed_clock(now)).await;
+    // Received 45 days before the message's day (2024-09-01 ICT): 2024-07-18.
     let received = ict_at("2024-07-18", 9);
     let mut e = event("LATE-1");
     e["received_at"] = received.to_rfc3339().into();
@@ -309,7 +310,7 @@ async fn a_late_event_changes_every_window_that_covers_its_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
     let mut f = Fixture::new(1);
-    f.config.worker.horizon_days = 30;
+    f.config.worker.horizon_days = 31;
     let dir = tempfile::tempdir().unwrap();
     let w = f
         .worker(
@@ -317,8 +318,8 @@ async fn beyond_the_horizon_goes_to_the_dead_letter_topic() {
             Some(fixed_clock("2024-09-01T03:00:00Z")),
         )
         .await;
-    let gw = f.gateway().await;
-    // Received 2024-06-05: 88 days before today, beyond a 30-day horizon.
+    let gw = f.gateway_at(fixed_clock("2024-09-01T03:00:00Z")).await;
+    // Received 2024-06-05: 88 days before the message's day, beyond a 31-day horizon.
     let (status, _) = post(gw.addr, Some(TOKEN), ndjson(&[event("OLD-1")])).await;
     assert_eq!(status, 200);
     let dlq = read(&f, &f.config.topics.dead_letter, 1);

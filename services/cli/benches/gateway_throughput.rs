@@ -55,6 +55,7 @@ fn main() {
             key: None,
             payload: b"{}".to_vec(),
             reason: None,
+            timestamp_ms: None,
         }])
         .await
         .unwrap();
@@ -71,6 +72,7 @@ fn main() {
                             key: Some(k.clone()),
                             payload: p.clone(),
                             reason: None,
+                            timestamp_ms: None,
                         })
                         .collect();
                     sink.publish(msgs).await.unwrap();

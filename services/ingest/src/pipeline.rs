@@ -44,8 +44,9 @@ impl Outcome {
     }
 }
 
-/// Validates `records` and turns them into messages. `origin` names the entry point in
-/// dead letters (`gateway`, `import:<file>`).
+/// Validates `records` and turns them into messages stamped `now` (the Kafka timestamp
+/// workers read "today" from). `origin` names the entry point in dead letters
+/// (`gateway`, `import:<file>`).
 pub fn process<I>(validator: &Validator, records: I, origin: &str, now: DateTime<Utc>) -> Outcome
 where
     I: IntoIterator<Item = (usize, Vec<u8>)>,
@@ -60,6 +61,7 @@ where
                     key: Some(event.dossier_id.clone()),
                     payload: event.to_canonical_json(),
                     reason: None,
+                    timestamp_ms: Some(now.timestamp_millis()),
                 });
             }
             Err(rejected) => {
@@ -76,6 +78,7 @@ where
                     key: rejected.dossier_id.clone(),
                     payload: serde_json::to_vec(&dl).expect("a dead letter serialises"),
                     reason: Some(r.reason.as_str()),
+                    timestamp_ms: Some(now.timestamp_millis()),
                 });
             }
         }

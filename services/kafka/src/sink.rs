@@ -32,6 +32,9 @@ pub struct Message {
     pub payload: Vec<u8>,
     /// Reason code header for dead letters, so consumers can filter without parsing.
     pub reason: Option<&'static str>,
+    /// The record's timestamp (ms; the producer's clock when `None`). Workers take the
+    /// day of the horizon from it.
+    pub timestamp_ms: Option<i64>,
 }
 
 type TxProducer = ThreadedProducer<DefaultProducerContext>;
@@ -177,6 +180,9 @@ impl Inner {
             let mut record = BaseRecord::<str, [u8]>::to(topic).payload(&m.payload);
             if let Some(k) = &m.key {
                 record = record.key(k.as_str());
+            }
+            if let Some(t) = m.timestamp_ms {
+                record = record.timestamp(t);
             }
             if let Some(reason) = m.reason {
                 record = record.headers(OwnedHeaders::new().insert(Header {

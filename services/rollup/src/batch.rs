@@ -30,10 +30,12 @@ pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("finished_at", ts(), true),
         Field::new("updated_at", ts(), false),
         Field::new("content", DataType::UInt64, false),
+        Field::new("seq", DataType::UInt64, false),
     ]))
 });
 
-/// Builds the `events` table from parsed versions.
+/// Builds the `events` table from parsed versions; `seq` numbers them in the order
+/// pushed, across batches (the order a partition would have read them in).
 #[derive(Default)]
 pub struct EventsBuilder {
     id: StringBuilder,
@@ -47,7 +49,9 @@ pub struct EventsBuilder {
     finished: TimestampMicrosecondBuilder,
     updated: TimestampMicrosecondBuilder,
     content: UInt64Builder,
+    seq: UInt64Builder,
     rows: usize,
+    pushed: u64,
 }
 
 impl EventsBuilder {
@@ -65,6 +69,8 @@ impl EventsBuilder {
         self.finished.append_option(us(&e.finished_at));
         self.updated.append_value(e.updated_at.timestamp_micros());
         self.content.append_value(content);
+        self.seq.append_value(self.pushed);
+        self.pushed += 1;
         self.rows += 1;
     }
 
@@ -93,6 +99,7 @@ impl EventsBuilder {
             Arc::new(self.finished.finish()),
             Arc::new(self.updated.finish()),
             Arc::new(self.content.finish()),
+            Arc::new(self.seq.finish()),
         ];
         RecordBatch::try_new(EVENTS_SCHEMA.clone(), cols).expect("events columns match")
     }

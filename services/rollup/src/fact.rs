@@ -33,6 +33,12 @@ pub fn ict_day(t: &DateTime<FixedOffset>) -> i32 {
     day_number(t.with_timezone(&ict()).date_naive())
 }
 
+/// The ICT calendar day (Date32) of an instant in microseconds since the epoch.
+pub fn ict_day_us(us: i64) -> i32 {
+    const DAY_US: i64 = 86_400_000_000;
+    (us + 7 * 3_600_000_000).div_euclid(DAY_US) as i32
+}
+
 /// Channel as a small number: 0 online, 1 in person, 2 postal.
 pub fn channel_index(c: Channel) -> u8 {
     match c {
@@ -65,19 +71,12 @@ impl Days {
         let r = e.received_at.as_ref().filter(|_| e.status.is_received())?;
         let received = ict_day(r);
         let finished = e.finished_at.as_ref().map_or(NO_DAY, ict_day);
-        let terminal = matches!(
-            e.status,
-            Status::Withdrawn | Status::Stopped | Status::Processed | Status::Returned
+        let closed = Days::closed_day(
+            received,
+            finished,
+            e.status.portal_number(),
+            e.updated_at.timestamp_micros(),
         );
-        let closed = match (finished, terminal) {
-            (NO_DAY, true) => ict_day(&e.updated_at),
-            (f, _) => f,
-        };
-        let closed = if closed == NO_DAY {
-            NO_DAY
-        } else {
-            closed.max(received)
-        };
         let on_time = match (&e.finished_at, &e.due_at) {
             (Some(f), Some(d)) => f <= d,
             _ => false,
@@ -90,6 +89,29 @@ impl Days {
             channel: channel_index(e.channel),
             on_time,
         })
+    }
+
+    /// The day a received dossier stops being pending: the day it finished, or for a
+    /// withdrawn, stopped, processed or returned one without `finished_at` the day of its
+    /// `updated_at`; never before the day received. [`NO_DAY`] while pending (and for a
+    /// dossier not received).
+    pub fn closed_day(received: i32, finished: i32, status: u8, updated_us: i64) -> i32 {
+        if received == NO_DAY {
+            return NO_DAY;
+        }
+        let terminal = matches!(
+            Status::from_portal_number(status as u64),
+            Some(Status::Withdrawn | Status::Stopped | Status::Processed | Status::Returned)
+        );
+        let closed = match (finished, terminal) {
+            (NO_DAY, true) => ict_day_us(updated_us),
+            (f, _) => f,
+        };
+        if closed == NO_DAY {
+            NO_DAY
+        } else {
+            closed.max(received)
+        }
     }
 
     /// The bucket deltas of this dossier: `(day, measure, +1)` entries.

@@ -3,6 +3,7 @@
 //!
 //! Pure and clock-free: "today" is always an argument. Modules: [`fact`] (what a
 //! dossier contributes, and the definitions), [`state`] (one partition's state),
+//! [`dossiers`] (its packed dossier table),
 //! [`dims`] (reference tables the SQL joins), [`query`] (window SQL and its result),
 //! [`batch`] (Arrow batches in and out, and the two query paths), [`persist`] (the
 //! state and changes rows the store keeps), [`changes`] (versions read, and what changed
@@ -12,6 +13,7 @@
 pub mod batch;
 pub mod changes;
 pub mod dims;
+pub mod dossiers;
 pub mod error;
 pub mod fact;
 pub mod outbox;

@@ -7,7 +7,7 @@
 use crate::changes::{Change, Revision, replacement_deltas};
 use crate::error::RollupError;
 use crate::fact::Measure;
-use crate::state::{Applied, BucketKey, Counts, PartitionState};
+use crate::state::{Applied, BucketKey, Counts, Key, PartitionState};
 use datafusion::arrow::array::RecordBatch;
 use std::collections::HashMap;
 
@@ -27,7 +27,7 @@ pub struct Committed {
 pub struct Outbox {
     contributions: HashMap<BucketKey, Counts>,
     changes: Vec<Revision>,
-    state: HashMap<[u64; 2], i64>,
+    state: HashMap<Key, i64>,
 }
 
 /// One partition's output, encoded for the store.
@@ -82,6 +82,16 @@ impl Outbox {
         }
     }
 
+    /// Records dossiers evicted before applying the version at `offset`: their `state`
+    /// rows become tombstones (when that table is at or below it).
+    pub fn evicted(&mut self, committed: &Committed, offset: i64, keys: &[Key]) {
+        if offset >= committed.state {
+            for k in keys {
+                self.state.insert(*k, offset);
+            }
+        }
+    }
+
     /// Versions recorded since the last [`Outbox::take`].
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.contributions.is_empty() && self.state.is_empty()
@@ -96,7 +106,7 @@ impl Outbox {
     pub fn take(&mut self, s: &PartitionState, partition: i32) -> Result<Batches, RollupError> {
         let mut contributions = std::mem::take(&mut self.contributions);
         contributions.retain(|_, c| c.iter().any(|&x| x != 0));
-        let keys: Vec<([u64; 2], i64)> = self.state.drain().collect();
+        let keys: Vec<(Key, i64)> = self.state.drain().collect();
         let changes = std::mem::take(&mut self.changes);
         Ok(Batches {
             changes: s.changes_batch(partition, &changes)?,

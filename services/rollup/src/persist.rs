@@ -2,13 +2,14 @@
 //! dictionaries, no unsigned integers), and back:
 //! - the `state` table: one row per dossier entry written, with the offset of the version
 //!   it reflects; restoring keeps the newest row per key, and rebuilds the buckets from
-//!   the entries so they cannot drift;
+//!   the entries so they cannot drift. An evicted dossier is written as a tombstone row
+//!   (status 0, every other entry column zero or empty), which restoring drops;
 //! - the `changes` table: one row per version read, with the entries before and after.
 
 use crate::changes::{Change, ChangeLog, Revision};
 use crate::error::RollupError;
 use crate::fact::{Days, day_date};
-use crate::state::{Entry, Names, PartitionState};
+use crate::state::{Entry, Key, Names, PartitionState};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Array, Int16Array, Int32Array,
     Int64Array, RecordBatch, StringArray,
@@ -37,6 +38,9 @@ fn entry_fields(prefix: &str, nullable: bool) -> Vec<Field> {
         f("agency", DataType::Utf8, true),
     ]
 }
+
+/// Status of a tombstone row in the `state` table (an evicted dossier).
+const TOMBSTONE: i16 = 0;
 
 /// Number of columns of an entry.
 const ENTRY_COLUMNS: usize = 12;
@@ -77,36 +81,56 @@ fn corrupt(what: &str, detail: &str) -> RollupError {
     }
 }
 
-/// The entry columns of `es` (`None`: a null row), in [`entry_fields`] order.
-fn entry_columns(names: &Names, es: &[Option<&Entry>]) -> Vec<ArrayRef> {
-    fn col<T, A: From<Vec<Option<T>>> + Array + 'static>(
+/// How an absent entry is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    /// A null row (`old_*` of a new dossier).
+    Null,
+    /// A tombstone: status 0, numbers zero, texts empty, agency null.
+    Tombstone,
+}
+
+/// The entry columns of `es`, in [`entry_fields`] order.
+fn entry_columns(names: &Names, es: &[Option<&Entry>], absent: Absent) -> Vec<ArrayRef> {
+    let fill = absent == Absent::Tombstone;
+    fn col<T: Default, A: From<Vec<Option<T>>> + Array + 'static>(
         es: &[Option<&Entry>],
+        fill: bool,
         f: impl Fn(&Entry) -> T,
     ) -> ArrayRef {
-        Arc::new(A::from(es.iter().map(|e| e.map(&f)).collect::<Vec<_>>()))
+        let v = es.iter().map(|e| match e {
+            Some(e) => Some(f(e)),
+            None => fill.then(T::default),
+        });
+        Arc::new(A::from(v.collect::<Vec<_>>()))
     }
-    let text = |f: &dyn Fn(&Entry) -> Option<String>| -> ArrayRef {
+    let text = |f: &dyn Fn(&Entry) -> Option<String>, blank: bool| -> ArrayRef {
         Arc::new(StringArray::from(
-            es.iter().map(|e| e.and_then(f)).collect::<Vec<_>>(),
+            es.iter()
+                .map(|e| match e {
+                    Some(e) => f(e),
+                    None => (fill && blank).then(String::new),
+                })
+                .collect::<Vec<_>>(),
         ))
     };
     let mut on_time = BooleanBuilder::with_capacity(es.len());
     for e in es {
-        on_time.append_option(e.map(|e| e.days.on_time));
+        on_time.append_option(e.map(|e| e.days.on_time).or(fill.then_some(false)));
     }
     vec![
-        col::<i64, Int64Array>(es, |e| e.updated_us),
-        col::<i64, Int64Array>(es, |e| e.content as i64),
-        col::<i16, Int16Array>(es, |e| e.status as i16),
-        col::<i16, Int16Array>(es, |e| e.days.channel as i16),
+        col::<i64, Int64Array>(es, fill, |e| e.updated_us),
+        col::<i64, Int64Array>(es, fill, |e| e.content as i64),
+        col::<i16, Int16Array>(es, fill, |e| e.status as i16),
+        col::<i16, Int16Array>(es, fill, |e| e.days.channel as i16),
         Arc::new(on_time.finish()),
-        col::<i32, Int32Array>(es, |e| e.days.received),
-        col::<i32, Int32Array>(es, |e| e.days.finished),
-        col::<i32, Int32Array>(es, |e| e.days.closed),
-        col::<i32, Int32Array>(es, |e| e.days.due),
-        text(&|e| Some(names.of(e).0.to_string())),
-        text(&|e| Some(names.of(e).1.to_string())),
-        text(&|e| names.of(e).2.map(str::to_string)),
+        col::<i32, Int32Array>(es, fill, |e| e.days.received),
+        col::<i32, Int32Array>(es, fill, |e| e.days.finished),
+        col::<i32, Int32Array>(es, fill, |e| e.days.closed),
+        col::<i32, Int32Array>(es, fill, |e| e.days.due),
+        text(&|e| Some(names.of(e).0.to_string()), true),
+        text(&|e| Some(names.of(e).1.to_string()), true),
+        text(&|e| names.of(e).2.map(str::to_string), false),
     ]
 }
 
@@ -135,7 +159,7 @@ fn read_entries(
     );
     (0..b.num_rows())
         .map(|i| {
-            if updated.is_null(i) {
+            if updated.is_null(i) || status.value(i) == TOMBSTONE {
                 return Ok(None);
             }
             if !(0..=2).contains(&channel.value(i)) || !(1..=10).contains(&status.value(i)) {
@@ -178,16 +202,13 @@ fn check_schema(b: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<(), R
 
 impl PartitionState {
     /// The `state` rows of the dossiers `keys` (with the offset of the version each
-    /// reflects), as held now.
+    /// reflects), as held now: a tombstone for a key no longer held (evicted).
     pub fn state_batch(
         &self,
         partition: i32,
-        keys: &[([u64; 2], i64)],
+        keys: &[(Key, i64)],
     ) -> Result<RecordBatch, RollupError> {
-        let es: Vec<Option<&Entry>> = keys.iter().map(|(k, _)| self.dossiers.get(k)).collect();
-        if es.iter().any(Option::is_none) {
-            return Err(corrupt("state rows", "a key is not held"));
-        }
+        let held: Vec<Option<Entry>> = keys.iter().map(|(k, _)| self.entry(k)).collect();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(vec![partition; keys.len()])),
             Arc::new(Int64Array::from_iter_values(
@@ -198,7 +219,8 @@ impl PartitionState {
             )),
             Arc::new(Int64Array::from_iter_values(keys.iter().map(|(_, o)| *o))),
         ];
-        cols.extend(entry_columns(&self.names, &es));
+        let es: Vec<Option<&Entry>> = held.iter().map(Option::as_ref).collect();
+        cols.extend(entry_columns(&self.names, &es, Absent::Tombstone));
         Ok(RecordBatch::try_new(STATE_SCHEMA.clone(), cols)?)
     }
 
@@ -208,30 +230,37 @@ impl PartitionState {
         partition: i32,
         offset: i64,
     ) -> Result<RecordBatch, RollupError> {
-        let keys: Vec<([u64; 2], i64)> = self.dossiers.keys().map(|k| (*k, offset)).collect();
+        let keys: Vec<(Key, i64)> = self.entries().map(|(k, _)| (k, offset)).collect();
         self.state_batch(partition, &keys)
     }
 
     /// Rebuilds a state (dossiers and buckets) from `state` rows, keeping the newest row
-    /// (highest offset) of each key; `next_offset` is the next offset to apply.
+    /// (highest offset) of each key and dropping keys whose newest row is a tombstone;
+    /// `next_offset` is the next offset to apply, `clock_ms` the partition's clock then.
     pub fn from_state_rows(
         batches: &[RecordBatch],
         next_offset: i64,
+        clock_ms: i64,
     ) -> Result<PartitionState, RollupError> {
         let mut s = PartitionState {
             next_offset,
+            clock_ms,
             ..PartitionState::default()
         };
-        let mut newest: HashMap<[u64; 2], (i64, Entry)> = HashMap::new();
+        let mut newest: HashMap<Key, (i64, Option<Entry>)> = HashMap::new();
         for b in batches {
             check_schema(b, &STATE_SCHEMA, "state table")?;
             let es = read_entries(&mut s.names, b, 4, "state table")?;
             let hi = b.column(1).as_primitive::<Int64Type>();
             let lo = b.column(2).as_primitive::<Int64Type>();
             let off = b.column(3).as_primitive::<Int64Type>();
-            for (i, e) in es.into_iter().enumerate() {
-                let e = e.ok_or_else(|| corrupt("state table", "null entry"))?;
-                let key = [hi.value(i) as u64, lo.value(i) as u64];
+            for (i, mut e) in es.into_iter().enumerate() {
+                // Keys and content hashes as the state keeps them (rows written before
+                // they were narrowed carry more bits).
+                let key = [hi.value(i) as u64, lo.value(i) as u64 & !0xffff_ffff];
+                if let Some(e) = e.as_mut() {
+                    e.content &= 0xffff_ffff;
+                }
                 match newest.get(&key) {
                     Some((o, _)) if *o >= off.value(i) => {}
                     _ => {
@@ -242,8 +271,10 @@ impl PartitionState {
         }
         s.dossiers.reserve(newest.len());
         for (key, (_, e)) in newest {
-            s.newest_event_us = s.newest_event_us.max(e.updated_us);
-            s.insert_entry(key, e);
+            if let Some(e) = e {
+                s.newest_event_us = s.newest_event_us.max(e.updated_us);
+                s.insert_entry(key, e);
+            }
         }
         Ok(s)
     }
@@ -278,8 +309,8 @@ impl PartitionState {
         ];
         let new: Vec<Option<&Entry>> = revisions.iter().map(|r| Some(&r.new)).collect();
         let old: Vec<Option<&Entry>> = revisions.iter().map(|r| r.old.as_ref()).collect();
-        cols.extend(entry_columns(&self.names, &new));
-        cols.extend(entry_columns(&self.names, &old));
+        cols.extend(entry_columns(&self.names, &new, Absent::Null));
+        cols.extend(entry_columns(&self.names, &old, Absent::Null));
         Ok(RecordBatch::try_new(CHANGES_SCHEMA.clone(), cols)?)
     }
 }

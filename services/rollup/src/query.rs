@@ -172,9 +172,10 @@ impl WindowQuery {
 pub(crate) enum Source {
     /// Table `buckets`: daily deltas kept by the streaming state.
     Buckets,
-    /// Table `events`: raw versions; the latest per dossier is picked in SQL. Versions
-    /// whose day is before `cutoff` (Date32) are dropped first, as the worker refuses them;
-    /// `i32::MIN` keeps everything.
+    /// Table `events`: raw versions; the latest per dossier is picked in SQL (equal
+    /// `updated_at` and status: the later in input order). Versions of a dossier before
+    /// its first one whose day is on or after `cutoff` (Date32) are dropped first, as the
+    /// worker refuses them; `i32::MIN` keeps everything.
     Events {
         /// First day inside the horizon.
         cutoff: i32,
@@ -273,11 +274,14 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
     let facts = match source {
         Source::Buckets => bucket_facts(&from, &to),
         Source::Events { cutoff } => {
+            // A dossier becomes known with its first version (in input order) inside the
+            // horizon; from there on every version of it is kept.
             let kept = if cutoff == i32::MIN {
-                String::new()
+                "SELECT * FROM versions".to_string()
             } else {
                 format!(
-                    "WHERE COALESCE(r, {}) >= {}",
+                    "SELECT * FROM (SELECT *, MIN(CASE WHEN COALESCE(r, {}) >= {} THEN seq END) \
+                       OVER (PARTITION BY dossier_id) AS first_in FROM versions) WHERE seq >= first_in",
                     ict_date("updated_at"),
                     date(crate::fact::day_date(cutoff))
                 )
@@ -285,9 +289,9 @@ pub(crate) fn window_sql(source: Source, q: &WindowQuery) -> String {
             format!(
                 "versions AS (SELECT *, CASE WHEN received_at IS NOT NULL AND status NOT IN (1, 3) \
                    THEN {r} END AS r FROM events), \
-                 kept AS (SELECT * FROM versions {kept}), \
+                 kept AS ({kept}), \
                  ranked AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY dossier_id \
-                   ORDER BY updated_at DESC, status DESC, content DESC) AS rn FROM kept), \
+                   ORDER BY updated_at DESC, status DESC, seq DESC) AS rn FROM kept), \
                  latest AS (SELECT *, {fin} AS fin, {due} AS due, finished_at <= due_at AS on_time, \
                    CASE WHEN finished_at IS NOT NULL THEN {fin} \
                         WHEN status IN (7, 8, 9, 10) THEN {u} END AS c0 \

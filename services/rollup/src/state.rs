@@ -1,25 +1,32 @@
 //! One partition's state: dossiers (latest version wins) and the daily buckets they add up
-//! to. Synchronous and clock-free: "today" is an argument.
+//! to. Synchronous and clock-free: "today" is an argument, or the partition's own clock
+//! (the newest Kafka timestamp read), never the machine's.
 
-use crate::fact::{Days, Measure, NO_DAY, ict_day};
+use crate::dossiers::DossierTable;
+use crate::fact::{Days, Measure, NO_DAY, ict_day, ict_day_us};
 use dvc_pulse_model::{DossierEvent, Status};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// 128 bits of SHA-256 of a dossier id: the state's key (collisions need ~2^64 dossiers).
-pub fn dossier_key(id: &str) -> [u64; 2] {
+/// A dossier's key in the state: 96 bits of SHA-256 of its id, as two words (the last 32
+/// bits zero). Collisions need ~2^48 dossiers in one partition.
+pub type Key = [u64; 2];
+
+/// The [`Key`] of a dossier id.
+pub fn dossier_key(id: &str) -> Key {
     let h = Sha256::digest(id.as_bytes());
     [
         u64::from_be_bytes(h[0..8].try_into().expect("8 bytes")),
-        u64::from_be_bytes(h[8..16].try_into().expect("8 bytes")),
+        u64::from_be_bytes(h[8..16].try_into().expect("8 bytes")) & !0xffff_ffff,
     ]
 }
 
-/// 64 bits of SHA-256 of a version's canonical bytes: tells duplicates apart from
-/// corrections, and breaks ties between versions with the same `updated_at` and status.
+/// 32 bits of SHA-256 of a version's canonical bytes: tells duplicates apart from
+/// corrections (a correction whose hash equals the held version's, one in 2^32, would be
+/// taken for a duplicate). It never orders versions.
 pub fn content_hash(bytes: &[u8]) -> u64 {
     let h = Sha256::digest(bytes);
-    u64::from_be_bytes(h[0..8].try_into().expect("8 bytes"))
+    u32::from_be_bytes(h[0..4].try_into().expect("4 bytes")) as u64
 }
 
 /// Strings seen in a partition, numbered in order of first sight.
@@ -64,9 +71,28 @@ pub struct Names {
     pub localities: Interner,
     /// Agencies.
     pub agencies: Interner,
+    /// (procedure, locality, agency) triples, numbered in order of first sight.
+    groups: Vec<(u32, u32, u32)>,
+    group_ids: HashMap<(u32, u32, u32), u32>,
 }
 
 impl Names {
+    /// The id of a (procedure, locality, agency) triple, adding it when new.
+    pub fn group(&mut self, t: (u32, u32, u32)) -> u32 {
+        if let Some(&i) = self.group_ids.get(&t) {
+            return i;
+        }
+        let i = self.groups.len() as u32;
+        self.groups.push(t);
+        self.group_ids.insert(t, i);
+        i
+    }
+
+    /// The triple of a group id.
+    pub fn group_of(&self, id: u32) -> (u32, u32, u32) {
+        self.groups[id as usize]
+    }
+
     /// Procedure, locality and agency of an entry.
     pub fn of(&self, e: &Entry) -> (&str, &str, Option<&str>) {
         (
@@ -91,7 +117,7 @@ impl Names {
     }
 }
 
-/// What the state keeps of a dossier: its version and its contribution (48 bytes).
+/// A dossier's version as the state uses it (held packed: see [`crate::dossiers`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// `updated_at` in microseconds since the epoch.
@@ -111,8 +137,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn version(&self) -> (i64, u8, u64) {
-        (self.updated_us, self.status, self.content)
+    /// The last day it counts for: the latest of its received, finished and closed days
+    /// and of its `updated_at` (a dossier not received: its `updated_at`'s day). `None`
+    /// while it can still change a count (received and pending).
+    pub fn settled_day(&self) -> Option<i32> {
+        let updated = ict_day_us(self.updated_us);
+        let d = self.days;
+        if d.received == NO_DAY {
+            return Some(updated);
+        }
+        (d.closed != NO_DAY).then(|| updated.max(d.received).max(d.finished).max(d.closed))
     }
 }
 
@@ -146,7 +180,7 @@ pub type Counts = [i64; Measure::ALL.len()];
 /// The state of one partition of `dossier-events`.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionState {
-    pub(crate) dossiers: HashMap<[u64; 2], Entry>,
+    pub(crate) dossiers: DossierTable,
     pub(crate) buckets: HashMap<BucketKey, Counts>,
     pub(crate) names: Names,
     /// The next Kafka offset to apply.
@@ -155,6 +189,10 @@ pub struct PartitionState {
     pub newest_event_us: i64,
     /// Bumped on every change, so readers can cache derived batches.
     pub generation: u64,
+    /// The partition's clock: the newest Kafka timestamp read (ms; 0 before any). Its ICT
+    /// day is "today" for the horizon and eviction, so a replay reaches the same state
+    /// whenever it runs.
+    pub clock_ms: i64,
 }
 
 /// What applying one version did, with the entries before and after (both absent when
@@ -172,8 +210,9 @@ pub struct Applied {
 }
 
 impl PartitionState {
-    /// Applies one version. `today` is the worker's ICT day (Date32); versions whose day
-    /// is before `today - horizon_days` are refused.
+    /// Applies one version. `today` is the ICT day (Date32) of the partition's clock; a
+    /// version of a dossier the state does not hold is refused when its day is before
+    /// `today - horizon_days`. Versions of a held dossier are never refused.
     pub fn apply(
         &mut self,
         e: &DossierEvent,
@@ -204,7 +243,7 @@ impl PartitionState {
 
     fn apply_entry(
         &mut self,
-        key: [u64; 2],
+        key: Key,
         e: &DossierEvent,
         content: u64,
         today: i32,
@@ -212,10 +251,37 @@ impl PartitionState {
     ) -> (Outcome, Option<Entry>, Option<Entry>) {
         let days = Days::of(e);
         let day = days.map_or_else(|| ict_day(&e.updated_at), |d| d.received);
-        if day < today - horizon_days {
+        let old = self.entry(&key);
+        if old.is_none() && day < today.saturating_sub(horizon_days) {
             return (Outcome::BeyondHorizon { day }, None, None);
         }
-        let entry = Entry {
+        let entry = self.entry_of(e, content, days);
+        if let Some(old) = old {
+            if entry.content == old.content {
+                return (Outcome::Duplicate, Some(old), Some(entry));
+            }
+            // Equal `updated_at` and status: the later version (higher offset) wins.
+            if (entry.updated_us, entry.status) < (old.updated_us, old.status) {
+                return (Outcome::Stale, Some(old), Some(entry));
+            }
+            self.contribute(&old, -1);
+        }
+        self.contribute(&entry, 1);
+        let group = self
+            .names
+            .group((entry.procedure, entry.locality, entry.agency));
+        self.dossiers.insert(&key, &entry, group);
+        self.newest_event_us = self.newest_event_us.max(entry.updated_us);
+        self.generation += 1;
+        let outcome = Outcome::Applied {
+            replaced: old.is_some(),
+            lateness_days: (today - day).max(0),
+        };
+        (outcome, old, Some(entry))
+    }
+
+    fn entry_of(&mut self, e: &DossierEvent, content: u64, days: Option<Days>) -> Entry {
+        Entry {
             updated_us: e.updated_at.timestamp_micros(),
             content,
             procedure: self.names.procedures.id(&e.procedure_code),
@@ -233,24 +299,7 @@ impl PartitionState {
                 on_time: false,
             }),
             status: e.status.portal_number(),
-        };
-        let old = self.dossiers.get(&key).copied();
-        if let Some(old) = old {
-            match entry.version().cmp(&old.version()) {
-                std::cmp::Ordering::Equal => return (Outcome::Duplicate, Some(old), Some(entry)),
-                std::cmp::Ordering::Less => return (Outcome::Stale, Some(old), Some(entry)),
-                std::cmp::Ordering::Greater => self.contribute(&old, -1),
-            }
         }
-        self.contribute(&entry, 1);
-        self.dossiers.insert(key, entry);
-        self.newest_event_us = self.newest_event_us.max(entry.updated_us);
-        self.generation += 1;
-        let outcome = Outcome::Applied {
-            replaced: old.is_some(),
-            lateness_days: (today - day).max(0),
-        };
-        (outcome, old, Some(entry))
     }
 
     fn contribute(&mut self, e: &Entry, sign: i64) {
@@ -268,18 +317,71 @@ impl PartitionState {
         });
     }
 
+    /// The ICT day of the partition's clock, or `None` before any timestamp was read.
+    pub fn today(&self) -> Option<i32> {
+        (self.clock_ms > 0).then(|| ict_day_us(self.clock_ms.saturating_mul(1000)))
+    }
+
+    /// Moves the clock to the timestamp `at_ms` of the message about to be applied (never
+    /// back). Returns the new day when the clock entered a later day.
+    pub fn tick(&mut self, at_ms: i64) -> Option<i32> {
+        let before = self.today();
+        self.clock_ms = self.clock_ms.max(at_ms);
+        let after = self.today();
+        (after != before).then_some(after).flatten()
+    }
+
+    /// Evicts every dossier whose days all lie before `today - horizon_days`
+    /// ([`Entry::settled_day`]): no later version can change its counts, since any
+    /// version of it is then beyond the horizon too. The buckets forget it as well (they
+    /// are the live dossiers' sum; the store keeps what it contributed). Returns the
+    /// keys evicted.
+    pub fn evict(&mut self, today: i32, horizon_days: i32) -> Vec<Key> {
+        let limit = today.saturating_sub(horizon_days);
+        let gone: Vec<(Key, Entry)> = self
+            .dossiers
+            .iter()
+            .filter_map(|(k, e, g)| {
+                let e = self.with_names(e, g);
+                e.settled_day().is_some_and(|d| d < limit).then_some((k, e))
+            })
+            .collect();
+        for (k, e) in &gone {
+            self.contribute(e, -1);
+            self.dossiers.remove(k);
+        }
+        if !gone.is_empty() {
+            self.generation += 1;
+        }
+        gone.into_iter().map(|(k, _)| k).collect()
+    }
+
+    fn with_names(&self, mut e: Entry, group: u32) -> Entry {
+        (e.procedure, e.locality, e.agency) = self.names.group_of(group);
+        e
+    }
+
     /// Sets a dossier's entry (restoring persisted state), replacing its contribution.
-    pub fn insert_entry(&mut self, key: [u64; 2], e: Entry) {
-        if let Some(old) = self.dossiers.insert(key, e) {
+    pub fn insert_entry(&mut self, key: Key, e: Entry) {
+        if let Some(old) = self.entry(&key) {
             self.contribute(&old, -1);
         }
         self.contribute(&e, 1);
+        let group = self.names.group((e.procedure, e.locality, e.agency));
+        self.dossiers.insert(&key, &e, group);
         self.generation += 1;
     }
 
     /// The entry held for a key.
-    pub fn entry(&self, key: &[u64; 2]) -> Option<&Entry> {
-        self.dossiers.get(key)
+    pub fn entry(&self, key: &Key) -> Option<Entry> {
+        self.dossiers.get(key).map(|(e, g)| self.with_names(e, g))
+    }
+
+    /// Every key held, with its entry.
+    pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
+        self.dossiers
+            .iter()
+            .map(|(k, e, g)| (k, self.with_names(e, g)))
     }
 
     /// The names entries refer to.
@@ -297,11 +399,15 @@ impl PartitionState {
         self.buckets.len()
     }
 
-    /// Bytes of heap the dossier table and buckets take (capacity, not length).
+    /// Bytes of heap the dossier table takes (capacities).
+    pub fn dossier_heap_bytes(&self) -> usize {
+        self.dossiers.heap_bytes()
+    }
+
+    /// Bytes of heap the dossier table and buckets take (capacities, not lengths).
     pub fn heap_bytes(&self) -> usize {
-        let d = self.dossiers.capacity() * (std::mem::size_of::<([u64; 2], Entry)>() + 1);
         let b = self.buckets.capacity() * (std::mem::size_of::<(BucketKey, Counts)>() + 1);
-        d + b
+        self.dossiers.heap_bytes() + b
     }
 
     /// The status of a version as the state stores it.

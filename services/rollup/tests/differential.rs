@@ -123,7 +123,7 @@ proptest! {
         }
         // A checkpoint round trip rebuilds the same buckets.
         for s in &states {
-            let back = PartitionState::from_state_rows(&[s.full_state_batch(0, s.next_offset).unwrap()], s.next_offset).unwrap();
+            let back = PartitionState::from_state_rows(&[s.full_state_batch(0, s.next_offset).unwrap()], s.next_offset, 0).unwrap();
             prop_assert_eq!(back.buckets_batch(), s.buckets_batch());
             prop_assert_eq!(back.dossier_count(), s.dossier_count());
         }
@@ -259,7 +259,7 @@ proptest! {
         feed(&mut live, &mut out, &Committed { changes: c1 as i64, contributions: c1 as i64, state: c1 as i64 }, c1..c2);
         let second = out.take(&live, 0).unwrap();
         // Second life: restored from the state rows (offset c1), replays c1..n.
-        let mut back = PartitionState::from_state_rows(&[state_rows], c1 as i64).unwrap();
+        let mut back = PartitionState::from_state_rows(&[state_rows], c1 as i64, 0).unwrap();
         let committed = Committed { changes: c2 as i64, contributions: c2 as i64, state: c1 as i64 };
         let mut out = Outbox::default();
         feed(&mut back, &mut out, &committed, c1..n);

@@ -193,6 +193,7 @@ async fn commit(
     let mut commits = Vec::new();
     for (p, (s, out, c)) in parts.iter_mut().enumerate() {
         commits.push(PartitionCommit {
+            clock_ms: 0,
             partition: p as i32,
             next_offset: s.next_offset,
             expected: *c,
@@ -244,6 +245,7 @@ async fn recovery(n: u64) {
     }
     s.next_offset = n as i64;
     let part = PartitionCommit {
+        clock_ms: 0,
         partition: 0,
         next_offset: n as i64,
         expected: Committed::default(),
@@ -298,6 +300,7 @@ async fn window_latency(rows: usize) {
             let b = synthetic(&batch_days, &communes, &procedures);
             written += b.num_rows();
             let part = PartitionCommit {
+                clock_ms: 0,
                 partition: 0,
                 next_offset: written as i64,
                 expected: Committed {

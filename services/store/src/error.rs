@@ -37,6 +37,17 @@ pub enum StoreError {
         /// Offset the table holds.
         found: i64,
     },
+    /// The events topic has another partition count than the store was built with: a
+    /// dossier's versions would land in another partition's state and count twice.
+    #[error(
+        "partition_count_changed: the store was built from {recorded} partitions of the events topic, which now has {found}; re-partitioning needs a new store replayed from the topic (README: Re-partitioning)"
+    )]
+    PartitionCount {
+        /// Partition count the store recorded.
+        recorded: i32,
+        /// Partition count of the topic now.
+        found: i32,
+    },
     /// Commits kept conflicting with other writers.
     #[error("table {table}: gave up after {attempts} conflicting commits")]
     Contended {

@@ -45,6 +45,8 @@ pub struct PartitionCommit {
     pub partition: i32,
     /// Next offset to apply: everything before it is in the output or already committed.
     pub next_offset: i64,
+    /// The partition's clock at `next_offset` (ms), kept with the state.
+    pub clock_ms: i64,
     /// What each table holds for the partition now.
     pub expected: Committed,
     /// Rows to add.
@@ -263,6 +265,56 @@ impl Store {
         format!("{}/{partition}", self.opts.app_prefix)
     }
 
+    /// The transaction id (in the `state` table) whose version is a partition's clock.
+    fn clock_id(&self, partition: i32) -> String {
+        format!("{}/{partition}/clock", self.opts.app_prefix)
+    }
+
+    /// The transaction id (in the `state` table) whose version is the events topic's
+    /// partition count.
+    fn partitions_id(&self) -> String {
+        format!("{}/partitions", self.opts.app_prefix)
+    }
+
+    /// Records the events topic's partition count `n` the first time, and refuses
+    /// another count afterwards ([`StoreError::PartitionCount`]).
+    pub async fn bind_partitions(&self, n: i32) -> Result<(), StoreError> {
+        let id = self.partitions_id();
+        let mut t = self.state.lock().await;
+        t.refresh().await?;
+        let mut recorded = t.txn(&id).await?;
+        if recorded == 0 {
+            t.commit(
+                FileActions::default(),
+                &[],
+                &[(id.clone(), n as i64)],
+                CommitMeta::default(),
+                DeltaOperation::StreamingUpdate {
+                    output_mode: OutputMode::Append,
+                    query_id: id.clone(),
+                    epoch_id: n as i64,
+                },
+            )
+            .await?;
+            t.refresh().await?;
+            recorded = t.txn(&id).await?;
+        }
+        if recorded != n as i64 {
+            return Err(StoreError::PartitionCount {
+                recorded: recorded as i32,
+                found: n,
+            });
+        }
+        Ok(())
+    }
+
+    /// The events topic's partition count the store recorded (0: none yet).
+    pub async fn recorded_partitions(&self) -> Result<i32, StoreError> {
+        let mut t = self.state.lock().await;
+        t.refresh().await?;
+        Ok(t.txn(&self.partitions_id()).await? as i32)
+    }
+
     async fn txn_of(&self, table: &Mutex<Table>, partition: i32) -> Result<i64, StoreError> {
         let mut t = table.lock().await;
         t.refresh().await?;
@@ -284,22 +336,23 @@ impl Store {
         &self,
         partition: i32,
     ) -> Result<(PartitionState, Committed), StoreError> {
-        let (batches, offset) = {
+        let (batches, offset, clock_ms) = {
             let mut t = self.state.lock().await;
             t.refresh().await?;
             let offset = t.txn(&self.app_id(partition)).await?;
+            let clock_ms = t.txn(&self.clock_id(partition)).await?;
             let ctx = t.session("state").await?;
             let sql = format!(
                 "SELECT {} FROM state WHERE \"partition\" = {partition}",
                 quoted_columns(&STATE_SCHEMA)
             );
-            (collect(&ctx, "state", &sql).await?, offset)
+            (collect(&ctx, "state", &sql).await?, offset, clock_ms)
         };
         let batches = batches
             .iter()
             .map(|b| conform(b, &STATE_SCHEMA))
             .collect::<Result<Vec<_>, _>>()?;
-        let state = PartitionState::from_state_rows(&batches, offset)?;
+        let state = PartitionState::from_state_rows(&batches, offset, clock_ms)?;
         let mut committed = self.committed(partition).await?;
         committed.state = offset;
         Ok((state, committed))
@@ -352,10 +405,17 @@ impl Store {
                     )
                 })
                 .collect();
-            let txns: Vec<(String, i64)> = moving
+            let mut txns: Vec<(String, i64)> = moving
                 .iter()
                 .map(|&i| (self.app_id(parts[i].partition), parts[i].next_offset))
                 .collect();
+            if std::ptr::eq(table, &self.state) {
+                txns.extend(
+                    moving
+                        .iter()
+                        .map(|&i| (self.clock_id(parts[i].partition), parts[i].clock_ms)),
+                );
+            }
             let mut t = table.lock().await;
             let adds = t
                 .write(

@@ -48,6 +48,7 @@ async fn apply_and_commit(
         state.next_offset = off + 1;
     }
     let parts = [PartitionCommit {
+        clock_ms: 0,
         partition: 0,
         next_offset: state.next_offset,
         expected: committed,

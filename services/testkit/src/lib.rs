@@ -43,12 +43,22 @@ impl Fixture {
         config.worker.listen = "127.0.0.1:0".parse().expect("address");
         config.worker.commit_interval = Duration::from_millis(200);
         config.worker.store_url = "memory://".into();
+        // The fixtures are 2024 data, stamped with today's Kafka timestamps unless a test
+        // gives the gateway a clock: a horizon of ten years keeps them in.
+        config.worker.horizon_days = 3650;
         Self { broker, config }
     }
 
     /// Starts a gateway on port 0 with this fixture's configuration.
     pub async fn gateway(&self) -> RunningGateway {
         dvc_pulse_app::gateway::start(&self.config, None)
+            .await
+            .expect("gateway starts")
+    }
+
+    /// A gateway whose clock (validation, and the Kafka timestamps of what it sends) is `clock`.
+    pub async fn gateway_at(&self, clock: dvc_pulse_ingest::gateway::Clock) -> RunningGateway {
+        dvc_pulse_app::gateway::start(&self.config, Some(clock))
             .await
             .expect("gateway starts")
     }
@@ -206,6 +216,16 @@ pub fn canonical_stream(
 /// Produces `(key, payload)` messages to `topic` with an idempotent producer; waits for
 /// every acknowledgement.
 pub fn produce(bootstrap: &str, topic: &str, messages: &[(String, Vec<u8>)]) {
+    produce_at(bootstrap, topic, messages, |_| None)
+}
+
+/// [`produce`], each message with the Kafka timestamp `stamp` gives it (ms; `None`: now).
+pub fn produce_at(
+    bootstrap: &str,
+    topic: &str,
+    messages: &[(String, Vec<u8>)],
+    stamp: impl Fn(&[u8]) -> Option<i64>,
+) {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -216,6 +236,9 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[(String, Vec<u8>)]) {
         .expect("producer");
     for (k, v) in messages {
         let mut r = BaseRecord::to(topic).key(k).payload(v);
+        if let Some(t) = stamp(v) {
+            r = r.timestamp(t);
+        }
         loop {
             match p.send(r) {
                 Ok(()) => break,

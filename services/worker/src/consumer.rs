@@ -15,9 +15,7 @@ use crate::worker::{Owned, Worker};
 use dvc_pulse_kafka::dlq::DeadLetter;
 use dvc_pulse_kafka::sink::{Destination, KafkaSink, Message};
 use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
-use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{DossierEvent, Reason};
-use dvc_pulse_rollup::fact::day_number;
 use dvc_pulse_rollup::{Outcome, content_hash};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use rdkafka::consumer::{
@@ -78,6 +76,49 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// The events topic's partition count, from the brokers (not a cached copy).
+async fn topic_partitions(
+    consumer: &Arc<StreamConsumer<Ctx>>,
+    topic: &str,
+) -> Result<i32, WorkerError> {
+    let (c, topic) = (consumer.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        c.fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map(|m| {
+                m.topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len() as i32)
+            })
+    })
+    .await
+    .map_err(|e| WorkerError::Config(format!("metadata task: {e}")))?
+    .map_err(kafka_err("fetch metadata"))
+}
+
+/// Stops when the topic no longer has the partition count the store was built from:
+/// checked before every commit, after the messages it covers were read, so nothing
+/// produced under another count is ever committed. False (commit postponed) when the
+/// brokers cannot say.
+async fn partitions_unchanged(
+    worker: &Worker,
+    consumer: &Arc<StreamConsumer<Ctx>>,
+) -> Result<bool, WorkerError> {
+    let recorded = worker.partitions();
+    let found = match topic_partitions(consumer, &worker.topic).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "partition count unknown; commit postponed");
+            return Ok(false);
+        }
+    };
+    if found != recorded && found > 0 {
+        return Err(WorkerError::Store(
+            dvc_pulse_store::StoreError::PartitionCount { recorded, found },
+        ));
+    }
+    Ok(found == recorded)
+}
+
 fn kafka_err(operation: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> WorkerError {
     move |source| WorkerError::Kafka { operation, source }
 }
@@ -114,20 +155,10 @@ pub async fn run(
         cc.create_with_context(ctx)
             .map_err(kafka_err("create consumer"))?,
     );
-    let c = consumer.clone();
-    let topic = worker.topic.clone();
-    let n = tokio::task::spawn_blocking(move || {
-        c.fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .map(|m| {
-                m.topics()
-                    .first()
-                    .map_or(0, |t| t.partitions().len() as i32)
-            })
-    })
-    .await
-    .map_err(|e| WorkerError::Config(format!("metadata task: {e}")))?
-    .map_err(kafka_err("fetch metadata"))?;
+    let n = topic_partitions(&consumer, &worker.topic).await?;
     if n > 0 {
+        // A store built from another partition count would count dossiers twice.
+        worker.store.bind_partitions(n).await?;
         worker.set_partitions(n);
     }
     consumer
@@ -229,6 +260,14 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
     if worker.owned.lock().expect("owned lock").contains_key(&p) {
         return Ok(());
     }
+    if p >= worker.partitions() {
+        return Err(WorkerError::Store(
+            dvc_pulse_store::StoreError::PartitionCount {
+                recorded: worker.partitions(),
+                found: p + 1,
+            },
+        ));
+    }
     let (state, committed) = worker.store.load_partition(p).await?;
     tracing::info!(
         partition = p,
@@ -301,6 +340,17 @@ async fn apply(
         }
     }
     let now = (worker.clock)();
+    // Without a timestamp (old message formats), the time it was read stands in.
+    let at_ms = at_ms
+        .filter(|t| *t > 0)
+        .unwrap_or_else(|| now.timestamp_millis());
+    if let Some(today) = o.state.tick(at_ms) {
+        let gone = o.state.evict(today, worker.cfg.horizon_days);
+        if !gone.is_empty() {
+            m.evicted.inc_by(gone.len() as u64);
+            o.outbox.evicted(&o.committed, off, &gone);
+        }
+    }
     // Only dead letters need it; built on that rare path.
     let origin = || format!("{}/{p}@{off}", worker.topic);
     let event: DossierEvent = match serde_json::from_slice(payload) {
@@ -325,9 +375,9 @@ async fn apply(
             return Ok(true);
         }
     };
-    let today = day_number(now.with_timezone(&ict()).date_naive());
-    // Without a broker timestamp (old message formats), the time it was read stands in.
-    let at_ms = at_ms.unwrap_or_else(|| now.timestamp_millis());
+    // "Today" is the partition's clock (its newest message timestamp), so a replay
+    // decides the horizon exactly as the first pass did.
+    let today = o.state.today().expect("the clock has a timestamp");
     let applied = o.state.apply_full(
         &event,
         content_hash(payload),
@@ -354,7 +404,7 @@ async fn apply(
         Outcome::BeyondHorizon { day } => {
             m.beyond_horizon.inc();
             let detail = format!(
-                "counts for {}, more than {} days before today",
+                "counts for {}, more than {} days before the partition's day (newest message timestamp)",
                 dvc_pulse_rollup::fact::day_date(day),
                 worker.cfg.horizon_days
             );
@@ -387,6 +437,7 @@ fn dead_letter(
         key: key.map(str::to_string),
         payload: serde_json::to_vec(&d).expect("dead letter serialises"),
         reason: Some(reason.as_str()),
+        timestamp_ms: None,
     }
 }
 
@@ -394,7 +445,7 @@ fn dead_letter(
 /// compacts partition states that grew, then commits the offsets to Kafka.
 async fn commit(
     worker: &Worker,
-    consumer: &StreamConsumer<Ctx>,
+    consumer: &Arc<StreamConsumer<Ctx>>,
     sink: &KafkaSink,
     pending: &mut Vec<Message>,
 ) -> Result<(), WorkerError> {
@@ -403,6 +454,9 @@ async fn commit(
         && let Err(e) = sink.publish(std::mem::take(pending)).await
     {
         tracing::warn!(error = %e, "dead letters not published; commit postponed");
+        return Ok(());
+    }
+    if !has_output(worker) || !partitions_unchanged(worker, consumer).await? {
         return Ok(());
     }
     let (parts, meta) = take_output(worker)?;
@@ -451,6 +505,15 @@ async fn commit(
     Ok(())
 }
 
+/// Whether any owned partition read past what its tables hold.
+fn has_output(worker: &Worker) -> bool {
+    let owned = worker.owned.lock().expect("owned lock");
+    owned.values().any(|o| {
+        let c = o.committed;
+        o.state.next_offset > c.changes.min(c.contributions).min(c.state)
+    })
+}
+
 /// Takes every owned partition's pending output, with the commit's metadata.
 fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), WorkerError> {
     let mut owned = worker.owned.lock().expect("owned lock");
@@ -468,6 +531,7 @@ fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), Wo
         parts.push(PartitionCommit {
             partition: *p,
             next_offset: o.state.next_offset,
+            clock_ms: o.state.clock_ms,
             expected: c,
             batches: o.outbox.take(&o.state, *p)?,
         });

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub beyond_horizon: IntCounter,
     /// Messages on the events topic that are not valid events (dead-lettered).
     pub invalid: IntCounterVec,
+    /// Dossiers evicted (all their days beyond the horizon).
+    pub evicted: IntCounter,
     /// Messages replayed after a restart and skipped (already in the store).
     pub replayed: IntCounter,
     /// Times a partition resumed past the store's offset (data gone from Kafka).
@@ -155,6 +157,10 @@ impl Metrics {
             beyond_horizon: counter(
                 "beyond_horizon_versions_total",
                 "Versions older than the horizon, dead-lettered.",
+            ),
+            evicted: counter(
+                "evicted_dossiers_total",
+                "Dossiers evicted from the state: every day they count for is beyond the horizon.",
             ),
             invalid: counter_vec(
                 "invalid_messages_total",

@@ -157,6 +157,9 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// The shortest horizon: evicted dossiers must lie outside the gauges' 30-day window.
+pub const MIN_HORIZON_DAYS: i32 = 31;
+
 impl Worker {
     /// A worker with nothing loaded yet; opens (or creates) the store. `consumes` is
     /// false for a query-only server.
@@ -169,12 +172,25 @@ impl Worker {
         clock: Clock,
         consumes: bool,
     ) -> Result<Self, WorkerError> {
+        if cfg.horizon_days < MIN_HORIZON_DAYS {
+            return Err(WorkerError::Config(format!(
+                "worker.horizon_days is {}: it must be at least {MIN_HORIZON_DAYS}, since the window gauges cover 30 days of the dossiers held",
+                cfg.horizon_days
+            )));
+        }
         let store = Store::open(StoreOptions {
             url: cfg.store_url.clone(),
             history_days: cfg.history_days,
             app_prefix: format!("{}/{topic}", cfg.group_id),
         })
         .await?;
+        // A query-only server reports offsets for the partitions the store was built from.
+        let recorded = store.recorded_partitions().await?;
+        let partitions = if !consumes && recorded > 0 {
+            recorded
+        } else {
+            partitions
+        };
         let id = format!("w{:016x}", rand_id());
         Ok(Worker {
             cfg,
