@@ -6,6 +6,7 @@ mod helpers;
 
 mod browser;
 mod compose;
+mod edges;
 mod faults;
 mod gateway;
 mod horizon;

@@ -65,7 +65,8 @@ pub fn detect(path: &Path) -> Result<Format, IngestError> {
     let mut f = std::fs::File::open(path).map_err(|source| io(path, source))?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf).map_err(|source| io(path, source))?;
-    Ok(match buf[..n].iter().find(|b| !b.is_ascii_whitespace()) {
+    let head = dvc_pulse_model::parse::strip_bom(&buf[..n]);
+    Ok(match head.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => Format::JsonArray,
         _ => Format::Ndjson,
     })
@@ -166,7 +167,12 @@ fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches)
                         break;
                     }
                     read += n as u64;
-                    let t = line.trim_ascii();
+                    let first = if index == 0 {
+                        dvc_pulse_model::parse::strip_bom(&line)
+                    } else {
+                        &line
+                    };
+                    let t = first.trim_ascii();
                     if !t.is_empty() && !push(index, t.to_vec(), read, &mut batch) {
                         return Ok(());
                     }

@@ -2,7 +2,7 @@
 //! codes with stray spaces or without their dot.
 
 use crate::event::{Timestamp, ict};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use unicode_normalization::UnicodeNormalization;
 
 /// Trims and converts to NFC. Returns `None` for text that is empty after trimming.
@@ -35,9 +35,16 @@ pub fn procedure_code(s: &str) -> Option<String> {
 /// Parses a date or date-time in any format the portals use, as an instant in ICT.
 ///
 /// Accepted: RFC 3339 / ISO 8601 with offset or `Z`; ISO 8601 without offset (ICT);
-/// `yyyyMMddHHmmss` (ICT); `dd/MM/yyyy` with optional `HH:mm[:ss]` (ICT); `yyyy-MM-dd`
-/// (ICT midnight). A time without offset is Asia/Ho_Chi_Minh.
+/// `yyyyMMddHHmmss` (ICT); `d/M/yyyy` (leading zeros optional) with optional
+/// `HH:mm[:ss]` (ICT); `yyyy-MM-dd` (ICT midnight). A time without offset is
+/// Asia/Ho_Chi_Minh. Years have four digits.
 pub fn datetime(s: &str) -> Option<Timestamp> {
+    let t = datetime_any_year(s)?;
+    // Four-digit years only: `05/06/24` is not the year 24, and past 9999 is no date.
+    (1000..=9999).contains(&t.year()).then_some(t)
+}
+
+fn datetime_any_year(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -88,12 +95,11 @@ pub fn code_keep_space(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-/// True for a date without a time of day (`dd/MM/yyyy`, `yyyy-MM-dd`).
+/// True for a date without a time of day (`d/M/yyyy` of any width, `yyyy-MM-dd`).
 pub fn is_bare_date(s: &str) -> bool {
     let s = s.trim();
-    s.len() == 10
-        && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
-            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+    NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
+        || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
 /// Canonical decomposition (NFD), as some source systems store Vietnamese text.
@@ -122,6 +128,27 @@ mod tests {
         assert_eq!(f("05/06/2024 08:30:00"), want);
         assert_eq!(f("05/06/2024"), "2024-06-05T00:00:00+07:00");
         assert_eq!(f("2024-06-05"), "2024-06-05T00:00:00+07:00");
+    }
+
+    #[test]
+    fn day_and_month_without_leading_zeros() {
+        assert_eq!(f("5/6/2024"), "2024-06-05T00:00:00+07:00");
+        assert_eq!(f("5/6/2024 8:30"), "2024-06-05T08:30:00+07:00");
+        assert!(is_bare_date("5/6/2024") && is_bare_date("05/06/2024"));
+        assert!(!is_bare_date("5/6/2024 08:30"));
+    }
+
+    #[test]
+    fn years_have_four_digits() {
+        for s in [
+            "05/06/24",
+            "5/6/24",
+            "10000-01-01T00:00:00+07:00",
+            "0999-01-01",
+        ] {
+            assert!(datetime(s).is_none(), "{s:?} should not parse");
+        }
+        assert_eq!(f("31/12/9999"), "9999-12-31T00:00:00+07:00");
     }
 
     #[test]

@@ -300,6 +300,7 @@ impl Validator {
             }
             None => {}
         }
+        self.not_in_future(&e, now)?;
         if !self.reference.localities.contains(&e.locality_code) {
             return Err(Rejection::field(
                 Reason::UnknownLocality,
@@ -314,12 +315,53 @@ impl Validator {
     }
 }
 
+impl Validator {
+    /// `finished_at` and `updated_at` no later than the clock plus the tolerance: a
+    /// version from the future would win over every correction and keep the newest-event
+    /// gauge from ever ageing.
+    fn not_in_future(&self, e: &DossierEvent, now: DateTime<Utc>) -> Result<(), Rejection> {
+        let limit = now + self.config.future_tolerance;
+        let after = |what: &str, t: &Timestamp| {
+            format!(
+                "{what} {} is after the gateway clock {}",
+                crate::event::format_ts(t),
+                crate::event::format_ts(&now.fixed_offset())
+            )
+        };
+        if let Some(f) = e.finished_at.filter(|f| *f > limit) {
+            return Err(Rejection::field(
+                Reason::FinishedInFuture,
+                "finished_at",
+                after("finished", &f),
+            ));
+        }
+        if e.updated_at > limit {
+            return Err(Rejection::field(
+                Reason::UpdatedInFuture,
+                "updated_at",
+                after("updated", &e.updated_at),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A UTF-8 byte-order mark (what Excel and many Windows tools write first).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading UTF-8 byte-order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
 /// Splits a request body or file into records: one JSON object, a JSON array, or NDJSON.
 ///
-/// Each record comes with its index: the array position, or the 0-based line number.
+/// A leading byte-order mark is ignored. Each record comes with its index: the array
+/// position, or the 0-based line number.
 /// A body that is none of these comes back whole as record 0, so that parsing it yields
 /// the precise reason (`invalid_utf8`, `malformed_json`, ...).
 pub fn split_body(body: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let body = strip_bom(body);
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Vec::new();

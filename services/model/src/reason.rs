@@ -35,13 +35,18 @@ pub enum Reason {
     DueBeforeReceived,
     /// `received_at` is more than 10 minutes after the gateway's clock.
     ReceivedInFuture,
+    /// `finished_at` is more than the future tolerance after the gateway's clock.
+    FinishedInFuture,
+    /// `updated_at` is more than the future tolerance after the gateway's clock: it would
+    /// win over every later correction.
+    UpdatedInFuture,
     /// The event's day is older than the worker's late-data horizon.
     BeyondHorizon,
 }
 
 impl Reason {
     /// Every reason, in catalogue order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 17] = [
         Reason::InvalidUtf8,
         Reason::MalformedJson,
         Reason::NotAnObject,
@@ -56,6 +61,8 @@ impl Reason {
         Reason::FinishedBeforeReceived,
         Reason::DueBeforeReceived,
         Reason::ReceivedInFuture,
+        Reason::FinishedInFuture,
+        Reason::UpdatedInFuture,
         Reason::BeyondHorizon,
     ];
 
@@ -76,6 +83,8 @@ impl Reason {
             Reason::FinishedBeforeReceived => "finished_before_received",
             Reason::DueBeforeReceived => "due_before_received",
             Reason::ReceivedInFuture => "received_in_future",
+            Reason::FinishedInFuture => "finished_in_future",
+            Reason::UpdatedInFuture => "updated_in_future",
             Reason::BeyondHorizon => "beyond_horizon",
         }
     }
