@@ -145,7 +145,12 @@ async fn snapshot_input_reads_the_edges_of_real_data() {
         assert_eq!(snap.input.records, lines.len(), "{}", path.display());
         assert_eq!(snap.input.accepted, accepted + 1, "{}", path.display());
         assert_eq!(snap.input.rejected, expected, "{}", path.display());
-        let codes: Vec<&str> = snap.table.rows.iter().filter_map(|r| r.keys[0].1.as_str()).collect();
+        let codes: Vec<&str> = snap
+            .table
+            .rows
+            .iter()
+            .filter_map(|r| r.keys[0].1.as_str())
+            .collect();
         assert!(codes.contains(&"C08_XPHCDB"), "{codes:?}");
         assert_eq!(snap.table.totals.total, (accepted + 1) as i64);
     }
@@ -159,4 +164,38 @@ async fn snapshot_input_reads_the_edges_of_real_data() {
         snap.input
     );
     assert_eq!(snap.table.totals.total, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formula_in_an_agency_name_is_neutralised_in_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = event("CSV-INJ");
+    e["agency"] = json!("=HYPERLINK(\"http://x\",\"y\")");
+    let path = dir.path().join("export.ndjson");
+    std::fs::write(&path, ndjson(&[e])).unwrap();
+    let cfg = dvc_pulse_app::Config::default();
+    let q = WindowQuery {
+        from: NaiveDate::from_ymd_opt(2024, 6, 1).unwrap(),
+        to: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(),
+        group_by: vec![GroupKey::Agency],
+        locality: None,
+    };
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})
+        .await
+        .unwrap();
+    let opts = dvc_pulse_worker::export::ReportOptions::parse(None, None, Some("csv"), None, None)
+        .unwrap();
+    let reference = dvc_pulse_model::Reference::embedded();
+    let csv = dvc_pulse_worker::export::render(&snap.table, json!({}), &opts, &reference).unwrap();
+    let text = String::from_utf8(csv.body).unwrap();
+    let cells: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .flat_map(|r| r.unwrap().iter().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert!(
+        cells.contains(&"'=HYPERLINK(\"http://x\",\"y\")".to_string()),
+        "{text}"
+    );
+    assert!(!cells.iter().any(|c| c.starts_with('=')), "{text}");
 }

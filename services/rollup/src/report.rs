@@ -137,12 +137,24 @@ pub enum Cell {
     Float(Option<f64>),
 }
 
+/// A text cell made safe for spreadsheets (OWASP, CSV injection): text starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return would run as a formula, so it gets a leading
+/// `'`. A number, or a lone `-` (no dossiers), is left as it is.
+pub fn neutralise(s: &str) -> String {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && s != "-" && s.replace(',', ".").parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 impl Cell {
     fn csv(&self) -> String {
         match self {
             Cell::Empty | Cell::Float(None) => String::new(),
             Cell::Int(n) => n.to_string(),
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => neutralise(s),
             Cell::Float(Some(f)) => format!("{f:.2}"),
         }
     }
@@ -544,6 +556,27 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_in_csv() {
+        for (raw, safe) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+1+2", "'+1+2"),
+            ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("-", "-"),
+            ("-5", "-5"),
+            ("87,76%", "87,76%"),
+            ("UBND xã Thành Hải", "UBND xã Thành Hải"),
+        ] {
+            assert_eq!(neutralise(raw), safe, "{raw:?}");
+        }
+    }
 
     #[test]
     fn formats_like_the_annexes() {
