@@ -14,6 +14,7 @@ fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
     let out = Command::new("docker-compose")
         .args(["-f", "compose.yml", "config"])
         .env("DVC_PULSE_TOKEN_SHA256", "0".repeat(64))
+        .env("DVC_PULSE_READ_TOKEN_SHA256", "1".repeat(64))
         .current_dir(&docker)
         .output()
         .expect("docker-compose must be installed (tests/run installs it)");
@@ -44,6 +45,15 @@ fn compose_file_is_valid_and_refers_only_to_files_that_exist() {
         }
     }
     assert!(paths >= 8, "{paths} host paths checked:\n{config}");
+    // The workers' API wants a read token, and their ports are published on loopback only.
+    assert_eq!(
+        config
+            .matches("DVC_PULSE__WORKER__READ_TOKEN_SHA256")
+            .count(),
+        3,
+        "{config}"
+    );
+    assert_eq!(config.matches("- 127.0.0.1:808").count(), 3, "{config}");
     for service in [
         "kafka",
         "kafka-init",

@@ -316,7 +316,7 @@ async fn annex_layouts_and_as_of_reports_through_kafka() {
     let (status, body) = fetch(w.addr, &format!("{ANNEX}&as_of=yesterday")).await;
     assert_eq!(status, 400);
     assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["error"],
+        serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"],
         "invalid_as_of"
     );
     // Before anything was ingested, the window was empty: every row reads 0 and "-".

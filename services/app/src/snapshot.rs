@@ -94,7 +94,11 @@ pub async fn from_file(
     })
 }
 
-/// `dvc-pulse snapshot --url` and `dvc-pulse diff`: asks a running worker. `path` is the
+/// Environment variable holding the worker's read token for `snapshot --url` and `diff`.
+pub const READ_TOKEN_ENV: &str = "DVC_PULSE_READ_TOKEN";
+
+/// `dvc-pulse snapshot --url` and `dvc-pulse diff`: asks a running worker (with the read
+/// token of `DVC_PULSE_READ_TOKEN`, when set). `path` is the
 /// API path, `params` its query; `progress(bytes read, total if known)` is called as the
 /// body arrives. Returns the content type and body; an API error becomes
 /// [`AppError::Http`] with the worker's code and detail.
@@ -111,7 +115,14 @@ pub async fn from_url(
         url.query_pairs_mut().append_pair(k, v);
     }
     let http = |e: reqwest::Error| AppError::Http(format!("{url}: {e}"));
-    let mut resp = reqwest::get(url.clone()).await.map_err(http)?;
+    let mut req = reqwest::Client::new().get(url.clone());
+    // A worker with read tokens wants one: from the environment, never the command line.
+    if let Ok(token) = std::env::var(READ_TOKEN_ENV)
+        && !token.trim().is_empty()
+    {
+        req = req.bearer_auth(token.trim());
+    }
+    let mut resp = req.send().await.map_err(http)?;
     let status = resp.status();
     let total = resp.content_length();
     let kind = resp
@@ -129,8 +140,8 @@ pub async fn from_url(
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         return Err(AppError::Http(format!(
             "{status}: {} ({})",
-            v["error"].as_str().unwrap_or("error"),
-            v["detail"]
+            v["error"]["code"].as_str().unwrap_or("error"),
+            v["error"]["message"]
                 .as_str()
                 .unwrap_or_else(|| std::str::from_utf8(&body).unwrap_or(""))
         )));

@@ -189,10 +189,11 @@ enum Command {
         #[arg(long)]
         as_of_b: Option<String>,
     },
-    /// Print the SHA-256 of a token, for ingest.token_sha256.
+    /// Print the SHA-256 of a token, for ingest.token_sha256 and worker.read_token_sha256.
     HashToken {
-        /// The token.
-        token: String,
+        /// The token; read from standard input when absent (keeps it out of the shell
+        /// history and the process list).
+        token: Option<String>,
     },
     /// Print the effective configuration (secrets masked).
     Config,
@@ -486,7 +487,15 @@ async fn run(mut cfg: Config, command: Command) -> Result<()> {
             );
         }
         Command::HashToken { token } => {
-            println!("{}", dvc_pulse_ingest::gateway::hash_token(&token))
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            println!("{}", dvc_pulse_model::auth::hash_token(&token))
         }
         Command::Config => println!("{}", cfg.to_json_redacted()),
     }

@@ -147,6 +147,7 @@ fn sigkilled_worker_recovers_exact_windows() {
     let store = rt
         .block_on(dvc_pulse_store::Store::open(
             dvc_pulse_store::StoreOptions {
+                query_memory: None,
                 url: ckpt.display().to_string(),
                 history_days: 92,
                 app_prefix: format!("{}/{}", f.config.worker.group_id, f.config.topics.events),

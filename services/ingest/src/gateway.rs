@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dvc_pulse_model::Validator;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,10 +92,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// SHA-256 hex of a token, as configured in `ingest.token_sha256`.
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+pub use dvc_pulse_model::auth::hash_token;
 
 /// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -115,16 +111,9 @@ fn authorised(gw: &Gateway, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(dvc_pulse_model::auth::bearer);
     match token {
-        Some(t) => {
-            let h = hash_token(t);
-            gw.config
-                .token_sha256
-                .iter()
-                .any(|want| want.eq_ignore_ascii_case(&h))
-        }
+        Some(t) => dvc_pulse_model::auth::token_matches(t, &gw.config.token_sha256),
         None => gw.config.allow_anonymous,
     }
 }

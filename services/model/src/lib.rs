@@ -2,10 +2,11 @@
 //! reasons, normalisation of messy portal input, the DVCQG adapter and reference data.
 //!
 //! Pure: no I/O beyond parsing bytes handed in, and the clock is always an argument.
-//! Modules: [`event`] (types and versions), [`reason`] (reason codes), [`normalize`]
+//! Modules: [`auth`] (bearer tokens), [`event`] (types and versions), [`reason`] (reason codes), [`normalize`]
 //! (dates, text, codes), [`parse`] (body splitting and record parsing), [`dvcqg`]
 //! (national-portal records), [`reference`] (services, localities, agencies).
 
+pub mod auth;
 pub mod dvcqg;
 pub mod error;
 pub mod event;

@@ -105,6 +105,7 @@ fn dossier(i: u64, version: u32, base: NaiveDate) -> DossierEvent {
 
 async fn open(dir: &std::path::Path, history_days: u32) -> Store {
     Store::open(StoreOptions {
+        query_memory: None,
         url: dir.display().to_string(),
         history_days,
         app_prefix: "bench/events".into(),

@@ -36,6 +36,8 @@ pub struct StoreOptions {
     pub history_days: u32,
     /// Prefix of the transaction ids: `<group>/<topic>`.
     pub app_prefix: String,
+    /// Memory the queries over the tables may take together (bytes; `None`: no limit).
+    pub query_memory: Option<usize>,
 }
 
 /// One partition's commit: its output since the last commit and what the tables hold.
@@ -222,9 +224,18 @@ impl Store {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if let Some(bytes) = opts.query_memory {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let runtime = Arc::new(
+            runtime
+                .build()
+                .map_err(|e| StoreError::Config(format!("query runtime: {e}")))?,
+        );
         let mut tables = Vec::new();
         for (loc, spec) in locations(&opts.url)?.into_iter().zip(specs()) {
-            tables.push(Table::open(loc, &spec, &config).await?);
+            tables.push(Table::open(loc, &spec, &config, runtime.clone()).await?);
         }
         let mut t = tables.into_iter();
         let (changes, contributions, state) = (

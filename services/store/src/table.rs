@@ -12,7 +12,8 @@ use crate::error::StoreError;
 use crate::versions::{CommitMeta, META_KEY};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{Action, Add, Remove, StructType, Transaction};
 use deltalake::protocol::DeltaOperation;
@@ -75,6 +76,8 @@ pub struct Table {
     /// The delta-rs handle (snapshot loaded).
     pub table: DeltaTable,
     location: Location,
+    /// Query runtime (shared memory pool) of its sessions.
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl std::fmt::Debug for Table {
@@ -98,6 +101,7 @@ impl Table {
         location: Location,
         spec: &Spec,
         config: &HashMap<String, Option<String>>,
+        runtime: Arc<RuntimeEnv>,
     ) -> Result<Table, StoreError> {
         let e = StoreError::delta(spec.name);
         let mut table = location
@@ -138,6 +142,7 @@ impl Table {
             name: spec.name,
             table,
             location,
+            runtime,
         })
     }
 
@@ -283,7 +288,7 @@ impl Table {
 
     /// A session with this table's loaded snapshot registered as `name`.
     pub async fn session(&self, name: &str) -> Result<SessionContext, StoreError> {
-        let ctx = SessionContext::new();
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), self.runtime.clone());
         self.register(&ctx, name).await?;
         Ok(ctx)
     }
@@ -309,6 +314,7 @@ impl Table {
             name: self.name,
             table: self.table.clone(),
             location: self.location.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 
@@ -329,6 +335,7 @@ impl Table {
             name: self.name,
             table,
             location: self.location.clone(),
+            runtime: self.runtime.clone(),
         })
     }
 }

@@ -18,6 +18,7 @@ fn event(id: &str, day: u32, channel: &str, updated_h: u32) -> DossierEvent {
 
 async fn open(dir: &std::path::Path, history_days: u32) -> Store {
     Store::open(StoreOptions {
+        query_memory: None,
         url: dir.display().to_string(),
         history_days,
         app_prefix: "g/events".into(),

@@ -1,6 +1,7 @@
 //! The worker's HTTP API: window snapshots in report layouts and formats, as of a moment,
 //! diffs between moments, the built-in page, `/metrics`, health. Errors are mapped here,
-//! in one place, to a status and a stable JSON body.
+//! in one place, to a status and `{"error": {"code", "message"}}` (the gateway's shape).
+//! With `worker.read_token_sha256` set, the `/v1/` routes need a read token.
 
 use crate::error::WorkerError;
 use crate::export::{Format, Rendered, ReportOptions, render};
@@ -61,7 +62,14 @@ pub struct DiffParams {
     pub as_of_a: Option<String>,
     /// The later moment (default: everything read).
     pub as_of_b: Option<String>,
+    /// Changes per page (default 1000, at most 10,000).
+    pub limit: Option<usize>,
+    /// First change of the page (default 0; the answer's `next_offset`).
+    pub offset: Option<usize>,
 }
+
+/// Most changes one diff page lists.
+const MAX_DIFF_PAGE: usize = 10_000;
 
 /// Query string of `GET /v1/places`.
 #[derive(Debug, Default, Deserialize)]
@@ -83,9 +91,41 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({ "error": self.code, "detail": self.detail })),
+            Json(json!({ "error": { "code": self.code, "message": self.detail } })),
         )
             .into_response()
+    }
+}
+
+/// Lets a request through when no read token is configured, or when it carries one
+/// (`Authorization: Bearer …`); 401 otherwise.
+async fn require_token(
+    State(w): State<Arc<Worker>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tokens = &w.cfg.read_token_sha256;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(dvc_pulse_model::auth::bearer);
+    match given {
+        _ if tokens.is_empty() => next.run(req).await,
+        Some(t) if dvc_pulse_model::auth::token_matches(t, tokens) => next.run(req).await,
+        _ => {
+            let mut r = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "unauthorized",
+                detail: "a valid read token is required: Authorization: Bearer <token>".into(),
+            }
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
     }
 }
 
@@ -96,6 +136,11 @@ impl From<WorkerError> for ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code,
                 detail,
+            },
+            e if e.is_resources_exhausted() => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "query_too_large",
+                detail: "the query needs more memory than worker.query_memory allows: narrow the window or the grouping".into(),
             },
             other => {
                 tracing::error!(error = %other, "window query failed");
@@ -124,12 +169,31 @@ fn bad(code: &'static str, detail: String) -> ApiError {
 }
 
 fn day(s: &str, name: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-        bad(
-            "invalid_window",
-            format!("{name} must be YYYY-MM-DD, got {s:?}"),
-        )
-    })
+    use chrono::Datelike;
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1900..=9999).contains(&d.year()))
+        .ok_or_else(|| {
+            bad(
+                "invalid_window",
+                format!("{name} must be a day YYYY-MM-DD between 1900 and 9999, got {s:?}"),
+            )
+        })
+}
+
+/// Refuses a range longer than `max` days (`setting` names the limit).
+fn within(q: &WindowQuery, max: i64, setting: &str) -> Result<(), ApiError> {
+    let days = (q.to - q.from).num_days() + 1;
+    if days > max {
+        return Err(bad(
+            "range_too_long",
+            format!(
+                "{days} days from {} to {}: the limit is {max} days (worker.{setting})",
+                q.from, q.to
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses an `as_of`: RFC 3339 (`2024-07-06T09:00:00+07:00`), or a day, meaning the
@@ -208,6 +272,7 @@ async fn windows(
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let mut q = window_query(&p, today)?;
+    within(&q, w.cfg.max_window_days, "max_window_days")?;
     let opts = ReportOptions::parse(
         p.layout.as_deref(),
         p.header.as_deref(),
@@ -237,6 +302,7 @@ async fn daily(
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let q = window_query(&p, today)?;
+    within(&q, w.cfg.max_series_days, "max_series_days")?;
     if p.format.as_deref().is_some_and(|f| f != "json") || p.layout.is_some() {
         return Err(bad(
             "invalid_format",
@@ -260,6 +326,14 @@ async fn diff(
         ..Default::default()
     };
     let q = window_query(&wp, today)?;
+    within(&q, w.cfg.max_window_days, "max_window_days")?;
+    let limit = p.limit.unwrap_or(1000);
+    if !(1..=MAX_DIFF_PAGE).contains(&limit) {
+        return Err(bad(
+            "invalid_page",
+            format!("limit must be 1..={MAX_DIFF_PAGE}, got {limit}"),
+        ));
+    }
     let a = p
         .as_of_a
         .as_deref()
@@ -269,7 +343,8 @@ async fn diff(
     if b.is_some_and(|b| b < a) {
         return Err(bad("invalid_as_of", "as_of_b is before as_of_a".into()));
     }
-    Ok(Json(w.diff(&q, a, b).await?).into_response())
+    let diff = w.diff(&q, a, b).await?;
+    Ok(Json(diff.page(p.offset.unwrap_or(0), limit)).into_response())
 }
 
 async fn places(State(w): State<Arc<Worker>>, Query(p): Query<PlacesParams>) -> Response {
@@ -343,15 +418,23 @@ async fn readyz(State(w): State<Arc<Worker>>) -> Response {
 
 /// The worker's routes.
 pub fn router(worker: Arc<Worker>) -> Router {
-    Router::new()
-        .route("/", get(page))
+    // The data: behind the read tokens, when configured.
+    let data = Router::new()
         .route("/v1/windows", get(windows))
         .route("/v1/windows/diff", get(diff))
         .route("/v1/places", get(places))
         .route("/v1/services", get(services))
         .route("/v1/windows/daily", get(daily))
+        .route_layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            require_token,
+        ));
+    // The page (it asks for the token), metrics and health stay open.
+    Router::new()
+        .route("/", get(page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(data)
         .with_state(worker)
 }

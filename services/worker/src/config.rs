@@ -28,6 +28,16 @@ pub struct WorkerConfig {
     /// Store versions and the changes table are kept this many days, so windows can be
     /// asked `as_of` a moment within them and diffed.
     pub history_days: u32,
+    /// SHA-256 (hex) of the tokens that may read the `/v1/` API (`dvc-pulse hash-token`);
+    /// empty: the API is open (keep it on a private network then).
+    pub read_token_sha256: Vec<String>,
+    /// Longest window `/v1/windows` answers, in days.
+    pub max_window_days: i64,
+    /// Longest range of `/v1/windows/daily`, in days.
+    pub max_series_days: i64,
+    /// Memory all window queries of this process may take together (bytes); a query
+    /// over it answers 503 `query_too_large` instead of taking the worker down.
+    pub query_memory: usize,
     /// Window gauges on `/metrics`.
     pub metrics: crate::window_metrics::WindowMetricsConfig,
 }
@@ -43,6 +53,10 @@ impl Default for WorkerConfig {
             maintenance_interval: Duration::from_secs(300),
             horizon_days: 400,
             history_days: 92,
+            read_token_sha256: Vec::new(),
+            max_window_days: 1100,
+            max_series_days: 400,
+            query_memory: 1 << 30,
             metrics: Default::default(),
         }
     }

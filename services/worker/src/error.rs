@@ -34,3 +34,16 @@ pub enum WorkerError {
         source: std::io::Error,
     },
 }
+
+impl WorkerError {
+    /// True when a query ran out of the memory `worker.query_memory` allows.
+    pub fn is_resources_exhausted(&self) -> bool {
+        use datafusion::error::DataFusionError;
+        let engine = match self {
+            WorkerError::Store(dvc_pulse_store::StoreError::Query { source, .. }) => source,
+            WorkerError::Rollup(dvc_pulse_rollup::RollupError::Engine(e)) => e,
+            _ => return false,
+        };
+        matches!(engine.find_root(), DataFusionError::ResourcesExhausted(_))
+    }
+}

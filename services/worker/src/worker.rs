@@ -182,6 +182,7 @@ impl Worker {
             url: cfg.store_url.clone(),
             history_days: cfg.history_days,
             app_prefix: format!("{}/{topic}", cfg.group_id),
+            query_memory: Some(cfg.query_memory),
         })
         .await?;
         // A query-only server reports offsets for the partitions the store was built from.
@@ -403,8 +404,23 @@ pub struct Diff {
     pub totals: (Counts, Counts),
     /// Versions read in between that bear on the window, oldest first.
     pub changes: Vec<ChangeItem>,
-    /// Number of changes by reason.
+    /// Number of changes by reason (all of them, not only this page's).
     pub reasons: BTreeMap<&'static str, usize>,
+    /// Changes in all; `changes` is the page `offset..offset + limit` of them.
+    pub changes_total: usize,
+    /// The `offset` of the next page, when there is one.
+    pub next_offset: Option<usize>,
+}
+
+impl Diff {
+    /// Keeps the page `offset..offset + limit` of `changes`.
+    pub fn page(mut self, offset: usize, limit: usize) -> Diff {
+        let total = self.changes.len();
+        self.changes = self.changes.into_iter().skip(offset).take(limit).collect();
+        self.changes_total = total;
+        self.next_offset = (offset + limit < total).then_some(offset + limit);
+        self
+    }
 }
 
 /// One side of a diff.
@@ -473,8 +489,10 @@ impl Diff {
             b: side(&b),
             totals: (a.table.totals, b.table.totals),
             rows,
+            changes_total: changes.len(),
             changes,
             reasons,
+            next_offset: None,
         }
     }
 }
