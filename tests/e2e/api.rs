@@ -26,7 +26,12 @@ async fn read_tokens_limits_and_paged_diffs() {
     let dir = tempfile::tempdir().unwrap();
     let w = f.worker(&dir.path().join("store"), None).await;
     let gw = f.gateway().await;
-    let events: Vec<Value> = (0..5).map(|i| event(&format!("PAGE-{i}"))).collect();
+    let mut events: Vec<Value> = (0..4).map(|i| event(&format!("PAGE-{i}"))).collect();
+    let mut unknown = event("PAGE-4");
+    unknown["procedure_code"] = "9.999999".into();
+    // (With a catalogue name it would map to that service by its name.)
+    unknown["procedure_name"] = "Thủ tục ngoài danh mục".into();
+    events.push(unknown);
     let (s, _) = post(gw.addr, Some(TOKEN), ndjson(&events)).await;
     assert_eq!(s, 200);
     let window = "/v1/windows?from=2024-06-01&to=2024-06-30&group_by=";
@@ -53,6 +58,18 @@ async fn read_tokens_limits_and_paged_diffs() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(v["totals"]["total"], 5, "{v}");
+    // The code outside the catalogue is listed for operators; the catalogue's is not.
+    let (s, v) = call(
+        w.addr,
+        "/v1/procedures/unmapped?from=2024-06-01&to=2024-06-30",
+        Some("reader"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["procedures"],
+        serde_json::json!([{"code": "9.999999", "dossiers": 1, "pending": 1}])
+    );
     // Ten years of daily windows: refused with the limit in the message.
     let (s, v) = call(
         w.addr,
@@ -76,6 +93,15 @@ async fn read_tokens_limits_and_paged_diffs() {
         let (s, v) = call(w.addr, q, Some("reader")).await;
         assert_eq!(s, 400, "{q}: {v}");
         assert!(!code(&v).is_empty(), "{q}: {v}");
+    }
+    // Unknown or malformed parameters: the same JSON body, not a plain-text rejection.
+    for q in [
+        "/v1/windows?bogus=1",
+        "/v1/windows/diff?limit=many&as_of_a=2024-01-01",
+        "/v1/places?x=y",
+    ] {
+        let (s, v) = call(w.addr, q, Some("reader")).await;
+        assert_eq!((s, code(&v)), (400, "invalid_query"), "{q}: {v}");
     }
     // Diffs come in pages.
     let diff = "/v1/windows/diff?from=2024-06-01&to=2024-06-30&group_by=&as_of_a=2001-01-01";

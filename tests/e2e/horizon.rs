@@ -101,8 +101,10 @@ async fn a_replay_a_year_later_gives_identical_windows() {
     };
     let mut digests = Vec::new();
     let mut counters = Vec::new();
+    // The mock cluster keeps about 5 MB a partition: twelve hold the 70 days.
+    let partitions = 12;
     for wall in [read_at, read_at + Days::days(365)] {
-        let mut f = Fixture::new(3);
+        let mut f = Fixture::new(partitions);
         f.config.worker.horizon_days = 31;
         let (b, t) = (
             f.config.kafka.bootstrap_servers.clone(),
@@ -116,7 +118,7 @@ async fn a_replay_a_year_later_gives_identical_windows() {
         let w = f
             .worker(&dir.path().join("store"), Some(Arc::new(move || wall)))
             .await;
-        caught_up(&w, 3, messages.len() as i64).await;
+        caught_up(&w, partitions, messages.len() as i64).await;
         let mut ds = Vec::new();
         for q in queries(start, start + Days::days(70)) {
             let v = window(&w, &q).await;
@@ -128,6 +130,11 @@ async fn a_replay_a_year_later_gives_identical_windows() {
         }
         digests.push(ds);
         let m = metrics(&w).await;
+        assert_eq!(
+            metric(&m, "dvc_pulse_worker_offset_gaps_total"),
+            0.0,
+            "Kafka kept every message"
+        );
         counters.push(
             [
                 "dvc_pulse_worker_evicted_dossiers_total",

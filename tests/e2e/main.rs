@@ -14,6 +14,7 @@ mod horizon;
 mod import;
 mod kcat;
 mod metrics;
+mod openapi;
 mod prometheus;
 mod reports;
 mod windows;

@@ -112,6 +112,62 @@ async fn golden_annex_from_a_file_snapshot() {
     );
 }
 
+/// Real portal records carry national procedure codes, not catalogue ids: the annex is
+/// the same when every service comes by its first national code (and the traffic-fine
+/// service, which has none, by its portal code `C08_XPHCDB`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_annex_from_national_procedure_codes() {
+    let (rows, s) = golden();
+    let reference = dvc_pulse_model::Reference::embedded();
+    let national = |id: &str| {
+        reference
+            .services
+            .get(id)
+            .and_then(|svc| svc.procedure_codes.first().cloned())
+    };
+    let mut replaced = std::collections::BTreeSet::new();
+    let lines: Vec<Vec<u8>> = s
+        .lines
+        .iter()
+        .map(|l| {
+            let Ok(mut v) = serde_json::from_slice::<Value>(l) else {
+                return l.clone();
+            };
+            let code = v["procedure_code"].as_str().and_then(national);
+            match code {
+                Some(c) => {
+                    replaced.insert(c.clone());
+                    v["procedure_code"] = c.into();
+                    serde_json::to_vec(&v).unwrap()
+                }
+                None => l.clone(),
+            }
+        })
+        .collect();
+    assert!(
+        replaced.contains("C08_XPHCDB") && replaced.contains("1.004222"),
+        "{replaced:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_lines(dir.path(), &lines);
+    let cfg = dvc_pulse_app::Config::default();
+    let q = WindowQuery {
+        from: d("2024-06-05"),
+        to: d("2024-07-05"),
+        group_by: vec![GroupKey::Service],
+        locality: Some("582".into()),
+    };
+    let now: DateTime<Utc> = "2024-09-01T00:00:00Z".parse().unwrap();
+    let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&snap).unwrap();
+    assert_eq!(
+        annex_of(json["rows"].as_array().unwrap()),
+        expected_annex(&rows)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_annex_through_kafka_and_the_worker_api() {
     let (rows, s) = golden();

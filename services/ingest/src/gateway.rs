@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use dvc_pulse_model::Validator;
 use serde_json::json;
@@ -96,15 +96,103 @@ pub use dvc_pulse_model::auth::hash_token;
 
 /// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/v1/dossiers", post(post_dossiers))
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(post_dossiers))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .split_for_parts();
+    let doc = Arc::new(doc.to_json().expect("the document serialises"));
+    router
         .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+            }),
         )
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(gw)
+}
+
+/// The body of every error: `{"error": {"code", "message"}}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// The error.
+    error: ErrorDetail,
+}
+
+/// A stable code and a message for people.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `payload_too_large`.
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+}
+
+/// What a POST did: records accepted, and each rejected one with its reason.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Accepted {
+    /// Records published to the events topic.
+    accepted: u64,
+    /// Rejected records (sent to the dead-letter topic).
+    rejected: Vec<RejectedRecord>,
+}
+
+/// One rejected record.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RejectedRecord {
+    /// Array position or 0-based line.
+    index: u64,
+    /// Stable reason code.
+    reason: String,
+    /// Contract field at fault.
+    field: Option<String>,
+    /// Explanation.
+    detail: String,
+}
+
+/// `{"status": …}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Status {
+    /// `ok`, `ready` or `broker_unreachable`.
+    status: String,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "dvc-pulse ingest gateway", description = "Dossier records from portals into the events topic."),
+    components(schemas(ErrorBody, ErrorDetail, Accepted, RejectedRecord, Status)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// The portals' bearer token scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "portal_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Alive.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = Status)))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
 }
 
 fn authorised(gw: &Gateway, headers: &HeaderMap) -> bool {
@@ -118,6 +206,17 @@ fn authorised(gw: &Gateway, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Dossier records: one JSON object, a JSON array, or NDJSON; canonical or DVCQG.
+#[utoipa::path(post, path = "/v1/dossiers", security(("portal_token" = [])),
+    request_body(content(
+        (String = "application/x-ndjson"), (String = "application/json"), (String = "text/plain"))),
+    responses(
+        (status = 200, description = "Committed to Kafka: what was accepted and rejected", body = Accepted),
+        (status = 400, description = "Empty or unreadable body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 413, description = "Body over ingest.body_limit_bytes", body = ErrorBody),
+        (status = 503, description = "Kafka unavailable: nothing accepted, retry", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait")))))]
 async fn post_dossiers(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -172,6 +271,7 @@ async fn post_dossiers(
     Ok(Json(json!({ "accepted": outcome.accepted, "rejected": outcome.rejected })).into_response())
 }
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
@@ -180,6 +280,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Kafka reachable", body = Status), (status = 503, description = "Kafka unreachable", body = Status)))]
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let ready = gw.ready.clone();
     let ok = tokio::time::timeout(

@@ -253,7 +253,8 @@ impl Validator {
     }
 
     /// Rules between fields, against the clock, and against the reference data.
-    fn check(&self, e: DossierEvent, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
+    fn check(&self, mut e: DossierEvent, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
+        self.map_by_name(&mut e);
         match e.received_at {
             None if e.status != Status::New => {
                 return Err(Rejection::field(
@@ -316,6 +317,22 @@ impl Validator {
 }
 
 impl Validator {
+    /// A procedure code the catalogue does not know, whose name is a catalogue service's
+    /// name: the event takes that service's id as its code (the name stays as sent).
+    fn map_by_name(&self, e: &mut DossierEvent) {
+        let services = &self.reference.services;
+        if services.service_for(&e.procedure_code).is_some() {
+            return;
+        }
+        if let Some(s) = e
+            .procedure_name
+            .as_deref()
+            .and_then(|n| services.service_named(n))
+        {
+            e.procedure_code = s.id.clone();
+        }
+    }
+
     /// `finished_at` and `updated_at` no later than the clock plus the tolerance: a
     /// version from the future would win over every correction and keep the newest-event
     /// gauge from ever ageing.

@@ -49,6 +49,14 @@ pub struct Service {
 pub struct Catalogue {
     services: Vec<Service>,
     by_code: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
+}
+
+/// A procedure or service name folded for comparison: NFC, lower case, single spaces.
+pub fn fold_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfc: String = name.nfc().collect::<String>().to_lowercase();
+    nfc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Catalogue {
@@ -81,6 +89,18 @@ impl Catalogue {
                     ));
                 }
             }
+            for n in [&row.name_vi, &row.short_name_vi] {
+                let folded = fold_name(n);
+                // A name two services share names neither.
+                match cat.by_name.get(&folded) {
+                    Some(&other) if other != cat.services.len() => {
+                        cat.by_name.insert(folded, usize::MAX);
+                    }
+                    _ => {
+                        cat.by_name.insert(folded, cat.services.len());
+                    }
+                }
+            }
             cat.services.push(Service {
                 id,
                 name_vi: nfc(&row.name_vi),
@@ -102,6 +122,14 @@ impl Catalogue {
     /// The service a procedure code belongs to (by national code or by service id).
     pub fn service_for(&self, procedure_code: &str) -> Option<&Service> {
         self.by_code.get(procedure_code).map(|&i| &self.services[i])
+    }
+
+    /// The service whose name or short name is `name` (after NFC, case folding and
+    /// white-space folding), for procedures whose code the catalogue does not know.
+    pub fn service_named(&self, name: &str) -> Option<&Service> {
+        self.by_name
+            .get(&fold_name(name))
+            .and_then(|&i| self.services.get(i))
     }
 
     /// A service by id.

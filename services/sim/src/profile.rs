@@ -60,12 +60,19 @@ pub const PROFILES: &[ServiceProfile] = &[
     p("QD422-01", 193.0 / 496.0, 1.0, 3),
 ];
 
-/// Procedures outside the catalogue still flow (and must be counted, never dropped).
+/// Procedures outside the catalogue still flow (and must be counted, never dropped):
+/// real national codes of procedures that are not essential services (a vehicle
+/// inspection, a civil-aviation procedure).
 pub const OTHER_PROCEDURES: &[(&str, &str, f64, f64)] = &[
-    ("1.000419", "Đăng ký khai tử lưu động", 0.05, 0.2),
     (
-        "2.000806",
-        "Đăng ký kết hôn có yếu tố nước ngoài",
+        "1.000010",
+        "Thủ tục kiểm định phương tiện giao thông",
+        0.05,
+        0.2,
+    ),
+    (
+        "1.004412",
+        "Thủ tục trong lĩnh vực hàng không dân dụng",
         0.03,
         0.6,
     ),

@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 /// Query string of `GET /v1/windows` (and of `/v1/windows/daily`, which takes the
 /// window fields and `as_of`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WindowParams {
     /// First day, `YYYY-MM-DD` (default: `to` minus 29 days).
@@ -47,7 +48,8 @@ pub struct WindowParams {
 }
 
 /// Query string of `GET /v1/windows/diff`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffParams {
     /// First day of the window.
@@ -59,6 +61,7 @@ pub struct DiffParams {
     /// Locality filter.
     pub locality: Option<String>,
     /// The earlier moment (required).
+    #[param(required = true)]
     pub as_of_a: Option<String>,
     /// The later moment (default: everything read).
     pub as_of_b: Option<String>,
@@ -72,11 +75,52 @@ pub struct DiffParams {
 const MAX_DIFF_PAGE: usize = 10_000;
 
 /// Query string of `GET /v1/places`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PlacesParams {
     /// Parent unit code; absent: the provinces of both unit sets.
     pub parent: Option<String>,
+}
+
+/// The body of every error: `{"error": {"code", "message"}}` (as the gateway's).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// The error.
+    error: ErrorDetail,
+}
+
+/// A stable code and a message for people.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `invalid_window`.
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "dvc-pulse worker API", description = "Rolling 30-day windows of online dossier reception: snapshots, report layouts, daily series, diffs, health and metrics."),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// The read token scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "read_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
 /// An API error: status and stable code.
@@ -94,6 +138,28 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": { "code": self.code, "message": self.detail } })),
         )
             .into_response()
+    }
+}
+
+/// A query string, refused as a JSON `400 invalid_query` (unknown or malformed
+/// parameters) rather than axum's plain-text rejection.
+pub struct Params<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(Params(t)),
+            Err(e) => Err(bad("invalid_query", e.body_text())),
+        }
     }
 }
 
@@ -266,9 +332,14 @@ fn attachment(r: Rendered, inline: bool) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/v1/windows", params(WindowParams), security(("read_token" = [])),
+    responses((status = 200, description = "The window (JSON), or a report file", content(
+        (serde_json::Value = "application/json"), (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/vnd.apache.parquet"))), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
 async fn windows(
     State(w): State<Arc<Worker>>,
-    Query(p): Query<WindowParams>,
+    Params(p): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let mut q = window_query(&p, today)?;
@@ -296,9 +367,11 @@ async fn windows(
     Ok(attachment(r, opts.format == Format::Json))
 }
 
+#[utoipa::path(get, path = "/v1/windows/daily", params(WindowParams), security(("read_token" = [])),
+    responses((status = 200, description = "Rolling windows ending on each day", body = serde_json::Value), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
 async fn daily(
     State(w): State<Arc<Worker>>,
-    Query(p): Query<WindowParams>,
+    Params(p): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let q = window_query(&p, today)?;
@@ -313,9 +386,11 @@ async fn daily(
     Ok(Json(w.series(&q, as_of).await?).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/windows/diff", params(DiffParams), security(("read_token" = [])),
+    responses((status = 200, description = "What changed between two moments", body = serde_json::Value), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
 async fn diff(
     State(w): State<Arc<Worker>>,
-    Query(p): Query<DiffParams>,
+    Params(p): Params<DiffParams>,
 ) -> Result<Response, ApiError> {
     let today = (w.clock)().with_timezone(&ict()).date_naive();
     let wp = WindowParams {
@@ -347,7 +422,44 @@ async fn diff(
     Ok(Json(diff.page(p.offset.unwrap_or(0), limit)).into_response())
 }
 
-async fn places(State(w): State<Arc<Worker>>, Query(p): Query<PlacesParams>) -> Response {
+/// Procedure codes with dossiers in the window that the catalogue does not map to a
+/// service: each is counted as its own procedure, and an operator can add its code to
+/// `services.csv`.
+#[utoipa::path(get, path = "/v1/procedures/unmapped", params(WindowParams), security(("read_token" = [])),
+    responses((status = 200, description = "Procedure codes outside the catalogue", body = serde_json::Value), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
+async fn unmapped(
+    State(w): State<Arc<Worker>>,
+    Params(p): Params<WindowParams>,
+) -> Result<Response, ApiError> {
+    let today = (w.clock)().with_timezone(&ict()).date_naive();
+    let mut q = window_query(&p, today)?;
+    within(&q, w.cfg.max_window_days, "max_window_days")?;
+    q.group_by = vec![GroupKey::Procedure];
+    let snap = w.snapshot(&q, None).await?;
+    let procedures: Vec<serde_json::Value> = snap
+        .table
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let code = r.keys.first()?.1.as_str()?;
+            w.reference.services.service_for(code).is_none().then(
+                || json!({ "code": code, "dossiers": r.counts.total, "pending": r.counts.pending }),
+            )
+        })
+        .collect();
+    Ok(Json(json!({
+        "from": q.from,
+        "to": q.to,
+        "locality": q.locality,
+        "procedures": procedures,
+        "hint": "Các mã thủ tục này không có trong danh mục dịch vụ (services.csv): hồ sơ vẫn được đếm theo mã riêng; thêm mã vào procedure_codes của dịch vụ tương ứng để đưa vào phụ lục.",
+    }))
+    .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/places", params(PlacesParams), security(("read_token" = [])),
+    responses((status = 200, description = "Administrative units", body = serde_json::Value), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
+async fn places(State(w): State<Arc<Worker>>, Params(p): Params<PlacesParams>) -> Response {
     let l = &w.reference.localities;
     let parent = p.parent.unwrap_or_default();
     let unit = |u: &dvc_pulse_model::reference::Unit, set: &str| json!({ "code": u.code, "name": u.name, "level": format!("{:?}", u.level).to_lowercase(), "set": set });
@@ -367,6 +479,8 @@ async fn places(State(w): State<Arc<Worker>>, Query(p): Query<PlacesParams>) -> 
     Json(json!({ "parent": parent, "places": out })).into_response()
 }
 
+#[utoipa::path(get, path = "/v1/services", security(("read_token" = [])),
+    responses((status = 200, description = "The service catalogue", body = serde_json::Value), (status = 400, description = "Invalid query", body = ErrorBody), (status = 401, description = "No valid read token", body = ErrorBody), (status = 503, description = "Query over worker.query_memory, or the store unavailable", body = ErrorBody), (status = 500, description = "Internal error", body = ErrorBody)))]
 async fn services(State(w): State<Arc<Worker>>) -> Response {
     let v: Vec<serde_json::Value> = w
         .reference
@@ -378,6 +492,7 @@ async fn services(State(w): State<Arc<Worker>>) -> Response {
     Json(json!({ "services": v })).into_response()
 }
 
+#[utoipa::path(get, path = "/", responses((status = 200, description = "The built-in page", content_type = "text/html", body = String)))]
 async fn page() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -386,6 +501,7 @@ async fn page() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(w): State<Arc<Worker>>) -> Response {
     let mut families = w.metrics.registry.gather();
     families.extend(w.window_metrics.families());
@@ -407,34 +523,51 @@ fn health(w: &Worker) -> Response {
 }
 
 /// 200 while the consume loop runs (a query-only server: always), else 503.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The consume loop runs", body = serde_json::Value), (status = 503, description = "The consume loop stopped", body = serde_json::Value)))]
 async fn healthz(State(w): State<Arc<Worker>>) -> Response {
     health(&w)
 }
 
 /// Ready to be routed to and counted: the consume loop runs and commits.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = serde_json::Value), (status = 503, description = "Not ready", body = serde_json::Value)))]
 async fn readyz(State(w): State<Arc<Worker>>) -> Response {
     health(&w)
 }
 
-/// The worker's routes.
+/// The worker's routes, with `/openapi.json` describing them (OpenAPI 3.1, generated
+/// from the handlers).
 pub fn router(worker: Arc<Worker>) -> Router {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
     // The data: behind the read tokens, when configured.
-    let data = Router::new()
-        .route("/v1/windows", get(windows))
-        .route("/v1/windows/diff", get(diff))
-        .route("/v1/places", get(places))
-        .route("/v1/services", get(services))
-        .route("/v1/windows/daily", get(daily))
+    let data = OpenApiRouter::new()
+        .routes(routes!(windows))
+        .routes(routes!(diff))
+        .routes(routes!(places))
+        .routes(routes!(services))
+        .routes(routes!(daily))
+        .routes(routes!(unmapped))
         .route_layer(axum::middleware::from_fn_with_state(
             worker.clone(),
             require_token,
         ));
     // The page (it asks for the token), metrics and health stay open.
-    Router::new()
-        .route("/", get(page))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(page))
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .merge(data)
+        .split_for_parts();
+    let doc = Arc::new(doc.to_json().expect("the document serialises"));
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+            }),
+        )
         .with_state(worker)
 }

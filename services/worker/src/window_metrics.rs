@@ -104,6 +104,65 @@ fn key(r: &WindowRow, name: &str) -> String {
     }
 }
 
+/// `service` label of everything outside the catalogue.
+pub const OTHER_SERVICE: &str = "other";
+
+/// Whether a row's service is in the catalogue; the others share [`OTHER_SERVICE`], so
+/// a portal sending thousands of unknown codes adds one series per province, not
+/// thousands.
+fn service_label(reference: &Reference, r: &WindowRow) -> Option<String> {
+    let id = key(r, "service_id");
+    reference.services.get(&id).map(|_| id)
+}
+
+/// The service rows' label values (service, name, essential, programme, province, its
+/// name) with their counters (received online, in person, by post; finished on time,
+/// overdue, without due date; pending within, overdue), services outside the catalogue
+/// summed per province.
+fn by_catalogue_service(
+    reference: &Reference,
+    rows: &[WindowRow],
+) -> BTreeMap<[String; 6], [i64; 8]> {
+    let mut out: BTreeMap<[String; 6], [i64; 8]> = BTreeMap::new();
+    for r in rows {
+        let (province, province_name) = (key(r, "province_code"), key(r, "province_name"));
+        let labels = match service_label(reference, r) {
+            Some(id) => [
+                id,
+                key(r, "service_short_name"),
+                key(r, "essential"),
+                key(r, "programme"),
+                province,
+                province_name,
+            ],
+            None => [
+                OTHER_SERVICE.into(),
+                "Ngoài danh mục".into(),
+                "false".into(),
+                String::new(),
+                province,
+                province_name,
+            ],
+        };
+        let c = &r.counts;
+        let add = [
+            c.online,
+            c.in_person,
+            c.postal,
+            c.on_time,
+            c.overdue,
+            c.finished_no_due,
+            c.pending_within,
+            c.pending_overdue,
+        ];
+        let sum = out.entry(labels).or_default();
+        for (a, v) in sum.iter_mut().zip(add) {
+            *a += v;
+        }
+    }
+    out
+}
+
 impl WindowMetrics {
     /// The families of the last refresh.
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -147,32 +206,27 @@ impl WindowMetrics {
             "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.",
             &with(STATE),
         );
-        for r in service_rows {
-            let b = [
-                key(r, "service_id"),
-                key(r, "service_short_name"),
-                key(r, "essential"),
-                key(r, "programme"),
-                key(r, "province_code"),
-                key(r, "province_name"),
-            ];
+        for (b, c) in by_catalogue_service(reference, service_rows) {
             let l = |x: &'static str| b.iter().map(String::as_str).chain([x]).collect::<Vec<_>>();
-            let c = &r.counts;
             // Every channel, zeros included, so a rate of 0% is a rate and not a gap.
-            received.with_label_values(&l("online")).set(c.online);
-            received.with_label_values(&l("in_person")).set(c.in_person);
-            received.with_label_values(&l("postal")).set(c.postal);
-            finished.with_label_values(&l("on_time")).set(c.on_time);
-            finished.with_label_values(&l("overdue")).set(c.overdue);
-            finished
-                .with_label_values(&l("no_due"))
-                .set(c.finished_no_due);
-            pending
-                .with_label_values(&l("within"))
-                .set(c.pending_within);
-            pending
-                .with_label_values(&l("overdue"))
-                .set(c.pending_overdue);
+            let [
+                online,
+                in_person,
+                postal,
+                on_time,
+                overdue,
+                no_due,
+                within,
+                late,
+            ] = c;
+            received.with_label_values(&l("online")).set(online);
+            received.with_label_values(&l("in_person")).set(in_person);
+            received.with_label_values(&l("postal")).set(postal);
+            finished.with_label_values(&l("on_time")).set(on_time);
+            finished.with_label_values(&l("overdue")).set(overdue);
+            finished.with_label_values(&l("no_due")).set(no_due);
+            pending.with_label_values(&l("within")).set(within);
+            pending.with_label_values(&l("overdue")).set(late);
         }
         if let Some(rows) = commune_rows {
             let g = gauge(
@@ -187,7 +241,8 @@ impl WindowMetrics {
             let mut other: BTreeMap<(String, String), [i64; 3]> = BTreeMap::new();
             let mut used = 0;
             for r in rows {
-                let (svc, prov) = (key(r, "service_id"), key(r, "province_code"));
+                let svc = service_label(reference, r).unwrap_or_else(|| OTHER_SERVICE.into());
+                let prov = key(r, "province_code");
                 let c = [r.counts.online, r.counts.in_person, r.counts.postal];
                 // Keep room for one "other" row per (service, province).
                 if used + per_row + other.len() * per_row + per_row <= cfg.commune_series_budget {
@@ -342,6 +397,35 @@ mod tests {
             Reference::embedded().services.services().len()
         );
         assert_eq!(series(&fams, NAMES[5])[0].1, 20.0);
+    }
+
+    #[test]
+    fn thousands_of_unknown_codes_make_one_other_service_per_province() {
+        let cfg = WindowMetricsConfig::default();
+        let mut rows: Vec<WindowRow> = (0..5000)
+            .map(|i| row(&format!("9.{i:06}"), "56", "", 1, 2))
+            .collect();
+        rows.push(row("DA06-03", "56", "", 4, 0));
+        rows.push(row("X-UNKNOWN", "79", "", 0, 1));
+        let fams = WindowMetrics::build(&Reference::embedded(), &cfg, &rows, None);
+        let received = series(&fams, NAMES[0]);
+        // (DA06-03, 56), (other, 56), (other, 79): three channels each.
+        assert_eq!(received.len(), 9, "{received:?}");
+        let sum = |svc: &str, prov: &str, ch: &str| -> f64 {
+            received
+                .iter()
+                .filter(|(l, _)| {
+                    l.contains(&("service".into(), svc.into()))
+                        && l.contains(&("province".into(), prov.into()))
+                        && l.contains(&("channel".into(), ch.into()))
+                })
+                .map(|(_, v)| v)
+                .sum()
+        };
+        assert_eq!(sum("other", "56", "online"), 5000.0);
+        assert_eq!(sum("other", "56", "in_person"), 10000.0);
+        assert_eq!(sum("DA06-03", "56", "online"), 4.0);
+        assert_eq!(sum("other", "79", "in_person"), 1.0);
     }
 
     #[test]

@@ -422,3 +422,23 @@ proptest! {
         prop_assert_eq!(back.to_canonical_json(), bytes);
     }
 }
+
+#[test]
+fn an_unknown_code_maps_by_the_catalogue_name() {
+    let parse = |code: &str, name: &str| {
+        let mut v = base();
+        v["procedure_code"] = code.into();
+        v["procedure_name"] = name.into();
+        validator()
+            .parse_record(&serde_json::to_vec(&v).unwrap(), now())
+            .unwrap()
+            .procedure_code
+    };
+    // NFD, upper case and doubled spaces: still the catalogue's "Đăng ký khai tử".
+    assert_eq!(parse("9.123456", "ĐĂNG  KY\u{301} KHAI TỬ"), "DA06-12");
+    assert_eq!(parse("9.123456", "Đăng ký khai tử"), "DA06-12");
+    // A known code keeps its service whatever the name; an unknown name stays unmapped.
+    assert_eq!(parse("1.001193", "Đăng ký khai tử"), "1.001193");
+    assert_eq!(parse("9.123456", "Thủ tục khác"), "9.123456");
+    assert_eq!(parse("C08_XPHCDB", "Nộp phạt"), "C08_XPHCDB");
+}
