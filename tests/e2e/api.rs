@@ -68,7 +68,7 @@ async fn read_tokens_limits_and_paged_diffs() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         v["procedures"],
-        serde_json::json!([{"code": "9.999999", "dossiers": 1, "pending": 1}])
+        serde_json::json!([{"code": "9.999999", "name": "Thủ tục ngoài danh mục", "dossiers": 1, "pending": 1}])
     );
     // Ten years of daily windows: refused with the limit in the message.
     let (s, v) = call(

@@ -242,7 +242,7 @@ impl Table {
                 )
                 .with_metadata([(
                     META_KEY.to_string(),
-                    serde_json::to_value(&meta).expect("serialises"),
+                    serde_json::to_value(meta).expect("serialises"),
                 )])
                 .with_max_retries(0);
             let snapshot = self

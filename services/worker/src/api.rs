@@ -443,7 +443,7 @@ async fn unmapped(
         .filter_map(|r| {
             let code = r.keys.first()?.1.as_str()?;
             w.reference.services.service_for(code).is_none().then(
-                || json!({ "code": code, "dossiers": r.counts.total, "pending": r.counts.pending }),
+                || json!({ "code": code, "name": w.procedure_name(code), "dossiers": r.counts.total, "pending": r.counts.pending }),
             )
         })
         .collect();

@@ -378,6 +378,7 @@ async fn apply(
     // "Today" is the partition's clock (its newest message timestamp), so a replay
     // decides the horizon exactly as the first pass did.
     let today = o.state.today().expect("the clock has a timestamp");
+    worker.note_procedure(&event.procedure_code, event.procedure_name.as_deref());
     let applied = o.state.apply_full(
         &event,
         content_hash(payload),

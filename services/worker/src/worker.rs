@@ -146,6 +146,9 @@ pub struct Worker {
     consumes: bool,
     pub(crate) owned: Mutex<BTreeMap<i32, Owned>>,
     pub(crate) assigned: Mutex<std::collections::BTreeSet<i32>>,
+    /// Procedure codes outside the catalogue → the first name read with them (at most
+    /// [`UNMAPPED_NAMES`]), for `/v1/procedures/unmapped`.
+    pub(crate) unmapped_names: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -156,6 +159,9 @@ impl std::fmt::Debug for Worker {
             .finish()
     }
 }
+
+/// Most names of unmapped procedure codes a worker remembers.
+pub const UNMAPPED_NAMES: usize = 10_000;
 
 /// The shortest horizon: evicted dossiers must lie outside the gauges' 30-day window.
 pub const MIN_HORIZON_DAYS: i32 = 31;
@@ -209,7 +215,29 @@ impl Worker {
             consumes,
             owned: Mutex::new(BTreeMap::new()),
             assigned: Mutex::new(Default::default()),
+            unmapped_names: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Remembers the name read with a procedure code the catalogue does not map.
+    pub(crate) fn note_procedure(&self, code: &str, name: Option<&str>) {
+        let Some(name) = name else { return };
+        if self.reference.services.service_for(code).is_some() {
+            return;
+        }
+        let mut names = self.unmapped_names.lock().expect("names lock");
+        if names.len() < UNMAPPED_NAMES && !names.contains_key(code) {
+            names.insert(code.to_string(), name.to_string());
+        }
+    }
+
+    /// The name read with an unmapped procedure code, if this process read one.
+    pub fn procedure_name(&self, code: &str) -> Option<String> {
+        self.unmapped_names
+            .lock()
+            .expect("names lock")
+            .get(code)
+            .cloned()
     }
 
     /// Number of partitions of the events topic.
