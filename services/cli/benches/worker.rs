@@ -2,7 +2,7 @@
 //! - throughput: Kafka → updated buckets, next to a consume-and-parse-only ceiling
 //!   measured in the same run on the same broker and messages (aim ≥ 70% of it);
 //! - freshness: gateway ack → visible in `GET /v1/windows`, p50/p99 (aim p99 < 1 s);
-//! - bytes of state per live dossier (aim ≤ 64);
+//! - bytes of state per live dossier, by capacity (the state bench measures RSS; aim ≤ 48);
 //! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
 //!
 //! `cargo bench -p dvc-pulse --bench worker`

@@ -36,7 +36,8 @@ pub struct StoreOptions {
     pub history_days: u32,
     /// Prefix of the transaction ids: `<group>/<topic>`.
     pub app_prefix: String,
-    /// Memory the queries over the tables may take together (bytes; `None`: no limit).
+    /// Memory the window and diff queries may take together (bytes; `None`: no limit).
+    /// The store's own reads (restore, compaction) are not limited by it.
     pub query_memory: Option<usize>,
 }
 
@@ -558,7 +559,7 @@ impl Store {
         for p in 0..n {
             offsets.push((p, table.txn(&self.app_id(p)).await?));
         }
-        let ctx = table.session("buckets").await?;
+        let ctx = table.query_session("buckets").await?;
         Ok(View {
             ctx,
             version,
@@ -620,7 +621,7 @@ impl Store {
         let batches = {
             let mut t = self.changes.lock().await;
             t.refresh().await?;
-            let ctx = t.session("changes").await?;
+            let ctx = t.query_session("changes").await?;
             let sql = format!(
                 "SELECT {} FROM changes WHERE {}",
                 quoted_columns(&CHANGES_SCHEMA),

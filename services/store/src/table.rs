@@ -76,7 +76,7 @@ pub struct Table {
     /// The delta-rs handle (snapshot loaded).
     pub table: DeltaTable,
     location: Location,
-    /// Query runtime (shared memory pool) of its sessions.
+    /// Query runtime (the shared memory pool of query sessions).
     runtime: Arc<RuntimeEnv>,
 }
 
@@ -286,8 +286,17 @@ impl Table {
             .map_err(StoreError::delta(self.name))
     }
 
-    /// A session with this table's loaded snapshot registered as `name`.
+    /// A session with this table's loaded snapshot registered as `name`, for the store's
+    /// own work (restore, compaction): no memory limit.
     pub async fn session(&self, name: &str) -> Result<SessionContext, StoreError> {
+        let ctx = SessionContext::new();
+        self.register(&ctx, name).await?;
+        Ok(ctx)
+    }
+
+    /// A session for answering queries: within the shared memory pool
+    /// (`StoreOptions::query_memory`).
+    pub async fn query_session(&self, name: &str) -> Result<SessionContext, StoreError> {
         let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), self.runtime.clone());
         self.register(&ctx, name).await?;
         Ok(ctx)
