@@ -247,8 +247,22 @@ fn day(s: &str, name: &str) -> Result<NaiveDate, ApiError> {
         })
 }
 
-/// Refuses a range longer than `max` days (`setting` names the limit).
-fn within(q: &WindowQuery, max: i64, setting: &str) -> Result<(), ApiError> {
+/// Which range limit a query is held to.
+enum Limit {
+    /// `worker.max_window_days`.
+    Window,
+    /// `worker.max_series_days`.
+    Series,
+}
+
+/// The window `p` asks for (defaults from the worker's today), within its range limit.
+fn bounded_query(w: &Worker, p: &WindowParams, limit: Limit) -> Result<WindowQuery, ApiError> {
+    let today = (w.clock)().with_timezone(&ict()).date_naive();
+    let q = window_query(p, today)?;
+    let (max, setting) = match limit {
+        Limit::Window => (w.cfg.max_window_days, "max_window_days"),
+        Limit::Series => (w.cfg.max_series_days, "max_series_days"),
+    };
     let days = (q.to - q.from).num_days() + 1;
     if days > max {
         return Err(bad(
@@ -259,7 +273,7 @@ fn within(q: &WindowQuery, max: i64, setting: &str) -> Result<(), ApiError> {
             ),
         ));
     }
-    Ok(())
+    Ok(q)
 }
 
 /// Parses an `as_of`: RFC 3339 (`2024-07-06T09:00:00+07:00`), or a day, meaning the
@@ -341,9 +355,7 @@ async fn windows(
     State(w): State<Arc<Worker>>,
     Params(p): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
-    let today = (w.clock)().with_timezone(&ict()).date_naive();
-    let mut q = window_query(&p, today)?;
-    within(&q, w.cfg.max_window_days, "max_window_days")?;
+    let mut q = bounded_query(&w, &p, Limit::Window)?;
     let opts = ReportOptions::parse(
         p.layout.as_deref(),
         p.header.as_deref(),
@@ -373,9 +385,7 @@ async fn daily(
     State(w): State<Arc<Worker>>,
     Params(p): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
-    let today = (w.clock)().with_timezone(&ict()).date_naive();
-    let q = window_query(&p, today)?;
-    within(&q, w.cfg.max_series_days, "max_series_days")?;
+    let q = bounded_query(&w, &p, Limit::Series)?;
     if p.format.as_deref().is_some_and(|f| f != "json") || p.layout.is_some() {
         return Err(bad(
             "invalid_format",
@@ -392,7 +402,6 @@ async fn diff(
     State(w): State<Arc<Worker>>,
     Params(p): Params<DiffParams>,
 ) -> Result<Response, ApiError> {
-    let today = (w.clock)().with_timezone(&ict()).date_naive();
     let wp = WindowParams {
         from: p.from,
         to: p.to,
@@ -400,8 +409,7 @@ async fn diff(
         locality: p.locality,
         ..Default::default()
     };
-    let q = window_query(&wp, today)?;
-    within(&q, w.cfg.max_window_days, "max_window_days")?;
+    let q = bounded_query(&w, &wp, Limit::Window)?;
     let limit = p.limit.unwrap_or(1000);
     if !(1..=MAX_DIFF_PAGE).contains(&limit) {
         return Err(bad(
@@ -431,9 +439,7 @@ async fn unmapped(
     State(w): State<Arc<Worker>>,
     Params(p): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
-    let today = (w.clock)().with_timezone(&ict()).date_naive();
-    let mut q = window_query(&p, today)?;
-    within(&q, w.cfg.max_window_days, "max_window_days")?;
+    let mut q = bounded_query(&w, &p, Limit::Window)?;
     q.group_by = vec![GroupKey::Procedure];
     let snap = w.snapshot(&q, None).await?;
     let procedures: Vec<serde_json::Value> = snap
