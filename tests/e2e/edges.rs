@@ -4,7 +4,8 @@
 
 use crate::helpers::*;
 use chrono::{DateTime, NaiveDate, Utc};
-use dvc_pulse_rollup::{GroupKey, WindowQuery};
+use dvc_pulse_window::Measure;
+use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -152,7 +153,7 @@ async fn snapshot_input_reads_the_edges_of_real_data() {
             .filter_map(|r| r.keys[0].1.as_str())
             .collect();
         assert!(codes.contains(&"C08_XPHCDB"), "{codes:?}");
-        assert_eq!(snap.table.totals.total, (accepted + 1) as i64);
+        assert_eq!(snap.table.totals.get(Measure::Total), (accepted + 1) as i64);
     }
     let snap = dvc_pulse_app::snapshot::from_file(&cfg, &csv_path, &q, now, None, |_, _| {})
         .await
@@ -163,7 +164,7 @@ async fn snapshot_input_reads_the_edges_of_real_data() {
         "{:?}",
         snap.input
     );
-    assert_eq!(snap.table.totals.total, 1);
+    assert_eq!(snap.table.totals.get(Measure::Total), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,10 +185,9 @@ async fn a_formula_in_an_agency_name_is_neutralised_in_csv() {
     let snap = dvc_pulse_app::snapshot::from_file(&cfg, &path, &q, now, None, |_, _| {})
         .await
         .unwrap();
-    let opts = dvc_pulse_worker::export::ReportOptions::parse(None, None, Some("csv"), None, None)
-        .unwrap();
+    let opts = dvc_pulse_report::ReportOptions::parse(None, None, Some("csv"), None, None).unwrap();
     let reference = dvc_pulse_model::Reference::embedded();
-    let csv = dvc_pulse_worker::export::render(&snap.table, json!({}), &opts, &reference).unwrap();
+    let csv = dvc_pulse_report::render(&snap.table, json!({}), &opts, &reference).unwrap();
     let text = String::from_utf8(csv.body).unwrap();
     let cells: Vec<String> = csv::Reader::from_reader(text.as_bytes())
         .records()

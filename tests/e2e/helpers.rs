@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 
-pub use dvc_pulse_testkit::{Fixture, Record, TOKEN, read_topic};
+pub use dvc_pulse_devkit::fixture::{Fixture, Record, TOKEN, read_topic};
 
 /// POSTs `body` to the gateway at `addr`.
 pub async fn post(
@@ -56,11 +56,11 @@ pub fn read(f: &Fixture, topic: &str, min: usize) -> Vec<Record> {
 
 /// The Phan Rang annex fixture and a messy scenario that should reproduce it.
 pub fn golden() -> (
-    Vec<dvc_pulse_testkit::ReportRow>,
-    dvc_pulse_sim::golden::Scenario,
+    Vec<dvc_pulse_devkit::fixture::ReportRow>,
+    dvc_pulse_devkit::golden::Scenario,
 ) {
-    use dvc_pulse_sim::golden::{TargetRow, scenario};
-    let rows = dvc_pulse_testkit::phan_rang();
+    use dvc_pulse_devkit::golden::{TargetRow, scenario};
+    let rows = dvc_pulse_devkit::fixture::phan_rang();
     let target: Vec<TargetRow> = rows
         .iter()
         .map(|r| TargetRow {

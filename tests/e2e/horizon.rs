@@ -2,10 +2,12 @@
 //! windows, and a store built from one partition count refuses a topic with another.
 
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
-use dvc_pulse_app::EmbeddedBroker;
-use dvc_pulse_app::worker::RunningWorker;
-use dvc_pulse_rollup::{GroupKey, WindowQuery};
-use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce, produce_at};
+use dvc_pulse_app::node::RunningWorker;
+use dvc_pulse_devkit::EmbeddedBroker;
+use dvc_pulse_devkit::fixture::{
+    Fixture, canonical_stream, counts_only, oracle, produce, produce_at,
+};
+use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +87,7 @@ async fn metrics(w: &RunningWorker) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_a_year_later_gives_identical_windows() {
     let start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 11,
         start,
         days: 70,
@@ -168,7 +170,7 @@ async fn a_store_of_six_partitions_refuses_a_topic_of_eight() {
     let today = Utc::now()
         .with_timezone(&dvc_pulse_model::event::ict())
         .date_naive();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 3,
         start: today - Days::days(20),
         days: 15,
@@ -216,7 +218,7 @@ async fn a_store_of_six_partitions_refuses_a_topic_of_eight() {
     tokio::task::spawn_blocking(move || produce(&b, &t, &messages))
         .await
         .unwrap();
-    let mut refused = dvc_pulse_app::worker::start(&cfg, None).await.unwrap();
+    let mut refused = dvc_pulse_app::node::start(&cfg, None).await.unwrap();
     let why = tokio::time::timeout(Duration::from_secs(60), refused.failed())
         .await
         .expect("the worker stops");

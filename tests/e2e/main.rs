@@ -13,6 +13,7 @@ mod gateway;
 mod horizon;
 mod import;
 mod kcat;
+mod layout;
 mod metrics;
 mod openapi;
 mod prometheus;

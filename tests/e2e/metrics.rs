@@ -4,9 +4,9 @@
 
 use crate::helpers::*;
 use chrono::{Duration as Days, Utc};
+use dvc_pulse_devkit::fixture::{canonical_stream, produce};
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{Channel, DossierEvent, Status};
-use dvc_pulse_testkit::{canonical_stream, produce};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -120,7 +120,7 @@ async fn prometheus_scrapes_the_worker_and_sees_a_service_below_50() {
     let w = f.worker(&dir.path().join("ckpt"), None).await;
     let today = Utc::now().with_timezone(&ict()).date_naive();
     // Simulated traffic in Hồ Chí Minh City; the low service alone in Khánh Hòa.
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 2,
         start: today - Days::days(29),
         days: 29,

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use calamine::{Data, Reader, Xlsx};
 use chrono::{DateTime, Utc};
 use dvc_pulse_ingest::gateway::Clock;
-use dvc_pulse_rollup::report::vi_rate;
+use dvc_pulse_report::vi_rate;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -413,9 +413,7 @@ async fn as_of_across_workers_serve_and_an_independent_reader() {
     let serve = {
         let mut cfg = f.config.clone();
         cfg.worker.store_url = store.display().to_string();
-        dvc_pulse_app::worker::serve(&cfg, Some(clock))
-            .await
-            .unwrap()
+        dvc_pulse_app::node::serve(&cfg, Some(clock)).await.unwrap()
     };
     let again = |addr| {
         let at = at.clone();

@@ -3,11 +3,12 @@
 
 use crate::helpers::*;
 use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use dvc_pulse_devkit::fixture::ReportRow;
 use dvc_pulse_ingest::gateway::Clock;
 use dvc_pulse_ingest::import::ImportOptions;
-use dvc_pulse_rollup::report::vi_rate;
-use dvc_pulse_rollup::{GroupKey, WindowQuery};
-use dvc_pulse_testkit::ReportRow;
+use dvc_pulse_report::vi_rate;
+use dvc_pulse_window::Measure;
+use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,11 +94,17 @@ async fn golden_annex_from_a_file_snapshot() {
         expected_annex(&rows)
     );
     assert_eq!(
-        (snap.table.totals.total, snap.table.totals.online),
+        (
+            snap.table.totals.get(Measure::Total),
+            snap.table.totals.get(Measure::Online)
+        ),
         (8725, 8685)
     );
     assert_eq!(
-        vi_rate(snap.table.totals.online, snap.table.totals.total),
+        vi_rate(
+            snap.table.totals.get(Measure::Online),
+            snap.table.totals.get(Measure::Total)
+        ),
         "99,54%"
     );
     let rejected: usize = snap.input.rejected.values().sum();
@@ -433,7 +440,7 @@ async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_one_killed_one_added_windows_stay_exact() {
-    use dvc_pulse_testkit::{canonical_stream, counts_only, oracle, produce};
+    use dvc_pulse_devkit::fixture::{canonical_stream, counts_only, oracle, produce};
     let mut f = Fixture::new(12);
     for (k, v) in [
         ("session.timeout.ms", "6000"),
@@ -445,7 +452,7 @@ async fn three_workers_one_killed_one_added_windows_stay_exact() {
     let today = Utc::now()
         .with_timezone(&dvc_pulse_model::event::ict())
         .date_naive();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 5,
         start: today - Days::days(40),
         days: 35,

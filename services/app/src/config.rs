@@ -59,20 +59,18 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig.merge(Env::prefixed("DVC_PULSE__").split("__"))
+        let cfg: Config = fig
+            .merge(Env::prefixed("DVC_PULSE__").split("__"))
             .extract()
-            .map_err(|e| AppError::Config(e.to_string()))
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        cfg.kafka.check().map_err(AppError::Config)?;
+        Ok(cfg)
     }
 
-    /// The configuration as JSON, with secret-looking Kafka properties masked.
+    /// The configuration as JSON; secrets (typed [`dvc_pulse_model::settings::Secret`])
+    /// print as `***`.
     pub fn to_json_redacted(&self) -> String {
-        let mut c = self.clone();
-        for (k, v) in c.kafka.properties.iter_mut() {
-            if k.contains("password") || k.contains("secret") || k.contains("key") {
-                *v = "***".into();
-            }
-        }
-        serde_json::to_string_pretty(&c).expect("config serialises")
+        serde_json::to_string_pretty(self).expect("config serialises")
     }
 }
 
@@ -135,11 +133,39 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_when_printed() {
-        let mut c = Config::default();
-        c.kafka
-            .properties
-            .insert("sasl.password".into(), "hunter2".into());
-        let out = c.to_json_redacted();
-        assert!(!out.contains("hunter2") && out.contains("***"));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dvc.toml",
+                "[kafka.secrets]\n\"sasl.password\" = \"hunter2\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("dvc.toml"))).expect("loads");
+            let secret = c.kafka.secrets.get("sasl.password").expect("read");
+            assert_eq!(secret.expose(), "hunter2");
+            let cc = dvc_pulse_kafka::client_config(&c.kafka, &[]);
+            assert_eq!(
+                cc.get("sasl.password"),
+                Some("hunter2"),
+                "the client gets it"
+            );
+            let out = c.to_json_redacted();
+            assert!(!out.contains("hunter2") && out.contains("***"), "{out}");
+            assert!(!format!("{c:?}").contains("hunter2"), "not in Debug either");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_secret_in_plain_properties_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dvc.toml",
+                "[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("dvc.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("kafka.secrets"), "{err}");
+            Ok(())
+        });
     }
 }

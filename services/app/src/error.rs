@@ -20,13 +20,22 @@ pub enum AppError {
     Worker(#[from] dvc_pulse_worker::WorkerError),
     /// The window core failed.
     #[error(transparent)]
-    Rollup(#[from] dvc_pulse_rollup::RollupError),
+    Window(#[from] dvc_pulse_window::WindowError),
+    /// A report could not be built or written.
+    #[error(transparent)]
+    Report(#[from] dvc_pulse_report::ReportError),
     /// The embedded broker failed.
     #[error("embedded broker: {0}")]
     Broker(String),
     /// A long run stopped part-way; the message says what was committed.
     #[error("{0}")]
     Interrupted(String),
+    /// A background task panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A worker's answer could not be read.
+    #[error("unreadable answer: {0}")]
+    Answer(String),
     /// HTTP client or server failure.
     #[error("http: {0}")]
     Http(String),

@@ -6,7 +6,6 @@ use chrono::Utc;
 use dvc_pulse_ingest::KafkaSink;
 use dvc_pulse_ingest::gateway::{Clock, Gateway, router};
 use dvc_pulse_model::{Reference, Validator};
-use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +29,7 @@ impl RunningGateway {
         }
         self.task
             .await
-            .map_err(|e| AppError::Http(e.to_string()))?
+            .map_err(AppError::Task)?
             .map_err(|source| AppError::Io {
                 path: self.addr.to_string(),
                 source,
@@ -54,15 +53,9 @@ pub async fn start(cfg: &Config, clock: Option<Clock>) -> Result<RunningGateway,
         );
     }
     let sink = KafkaSink::new(cfg.kafka.clone(), cfg.topics.clone())?;
-    let probe: BaseProducer = {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &cfg.kafka.bootstrap_servers);
-        for (k, v) in &cfg.kafka.properties {
-            c.set(k, v);
-        }
-        c.create()
-            .map_err(|e| AppError::Config(format!("kafka client: {e}")))?
-    };
+    let probe: BaseProducer = dvc_pulse_kafka::client_config(&cfg.kafka, &[])
+        .create()
+        .map_err(|e| AppError::Config(format!("kafka client: {e}")))?;
     let topic = cfg.topics.events.clone();
     let gw = Gateway {
         metrics: Default::default(),

@@ -1,21 +1,20 @@
 //! The run functions behind each `dvc-pulse` subcommand, with what they share: layered
-//! configuration, telemetry and the embedded Kafka-protocol broker. The binary only
-//! parses arguments and calls these; tests call the same functions.
+//! configuration and telemetry. The binary only parses arguments and calls these; tests
+//! call the same functions. The embedded broker, the simulator and the demo live in
+//! `dvc-pulse-devkit`.
 //!
-//! Modules: [`config`], [`telemetry`], [`broker`], [`gateway`], [`simulate`], [`import`],
-//! [`demo`], [`worker`], [`snapshot`].
+//! Modules: [`commands`] (one function per command), [`config`], [`telemetry`],
+//! [`gateway`], [`import`], [`node`] (a worker process: start, serve, maintain),
+//! [`snapshot`].
 
-pub mod broker;
+pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod import;
-pub mod simulate;
+pub mod node;
 pub mod snapshot;
 pub mod telemetry;
-pub mod worker;
 
-pub use broker::EmbeddedBroker;
 pub use config::Config;
 pub use error::AppError;

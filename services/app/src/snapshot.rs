@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_ingest::import::{ImportOptions, read_file};
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::ict;
-use dvc_pulse_rollup::fact::day_number;
-use dvc_pulse_rollup::{
+use dvc_pulse_window::fact::day_number;
+use dvc_pulse_window::{
     Dims, EventsBuilder, WindowQuery, WindowTable, content_hash, window_from_events,
 };
 use serde::Serialize;
@@ -83,7 +83,7 @@ pub async fn from_file(
         }
         progress(read, total);
     }
-    reader.await.map_err(|e| AppError::Http(e.to_string()))?;
+    reader.await?;
     batches.push(builder.finish());
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);

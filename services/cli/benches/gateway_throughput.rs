@@ -4,11 +4,11 @@
 //!
 //! `cargo bench -p dvc-pulse --bench gateway_throughput` (aim: gateway within 2x).
 
+use dvc_pulse_devkit::fixture::{Fixture, TOKEN};
+use dvc_pulse_devkit::{SimConfig, simulate};
 use dvc_pulse_ingest::KafkaSink;
 use dvc_pulse_ingest::sink::{Destination, Message};
 use dvc_pulse_model::{Reference, Validator};
-use dvc_pulse_sim::{SimConfig, simulate};
-use dvc_pulse_testkit::{Fixture, TOKEN};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -7,7 +7,7 @@
 
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::reference::Level;
-use dvc_pulse_rollup::{Counts, WindowRow};
+use dvc_pulse_window::{Counts, Measure, WindowRow};
 use dvc_pulse_worker::window_metrics::{WindowMetrics, WindowMetricsConfig};
 use serde_json::Value;
 use std::time::Instant;
@@ -18,17 +18,21 @@ fn row(keys: Vec<(&'static str, String)>, i: i64) -> WindowRow {
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect(),
-        counts: Counts {
-            total: 10 + i % 97,
-            online: 5 + i % 89,
-            in_person: 5,
-            finished: 7,
-            on_time: 6,
-            overdue: 1,
-            pending: 3,
-            pending_within: 2,
-            pending_overdue: 1,
-            ..Counts::default()
+        counts: {
+            let mut c = Counts::default();
+            for (m, v) in [
+                (Measure::Total, 10 + i % 97),
+                (Measure::Online, 5 + i % 89),
+                (Measure::InPerson, 5),
+                (Measure::Finished, 7),
+                (Measure::OnTime, 6),
+                (Measure::Overdue, 1),
+                (Measure::Pending, 3),
+                (Measure::PendingOverdue, 1),
+            ] {
+                c.set(m, v);
+            }
+            c
         },
     }
 }

@@ -8,12 +8,11 @@
 //! `cargo bench -p dvc-pulse --bench worker`
 
 use chrono::{Duration as Days, TimeZone, Utc};
+use dvc_pulse_devkit::fixture::{Fixture, TOKEN, canonical_stream, produce};
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{Channel, DossierEvent, Reference, Status, Validator};
-use dvc_pulse_rollup::fact::day_number;
-use dvc_pulse_rollup::{GroupKey, PartitionState, WindowQuery, content_hash};
-use dvc_pulse_testkit::{Fixture, TOKEN, canonical_stream, produce};
-use rdkafka::ClientConfig;
+use dvc_pulse_window::fact::day_number;
+use dvc_pulse_window::{GroupKey, PartitionState, WindowQuery, content_hash};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use std::io::Write;
@@ -34,7 +33,7 @@ fn main() {
 
 async fn throughput() {
     let today = Utc::now().with_timezone(&ict()).date_naive();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 3,
         start: today - Days::days(40),
         days: 35,
@@ -55,8 +54,7 @@ async fn throughput() {
         .unwrap();
 
     // Ceiling: the same consumer settings, parse each message, nothing else.
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &f.config.kafka.bootstrap_servers)
+    let c: StreamConsumer = dvc_pulse_devkit::fixture::client(&f.config.kafka.bootstrap_servers)
         .set("group.id", format!("{}-ceiling", f.config.worker.group_id))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -201,7 +199,7 @@ fn state() {
 fn snapshot_file(rt: &tokio::runtime::Runtime) {
     const N: usize = 1_000_000;
     let reference = Arc::new(Reference::embedded());
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 9,
         start: chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
         days: 60,
@@ -209,7 +207,7 @@ fn snapshot_file(rt: &tokio::runtime::Runtime) {
         scale: 4.0,
         ..Default::default()
     };
-    let deliveries = dvc_pulse_sim::simulate(&sim, &reference).deliveries;
+    let deliveries = dvc_pulse_devkit::simulate(&sim, &reference).deliveries;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.ndjson");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());

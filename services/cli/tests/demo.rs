@@ -1,5 +1,5 @@
 //! The README's first command: `dvc-pulse demo` shows non-empty windows, serves the page,
-//! and stops cleanly on Ctrl-C (SIGINT).
+//! keeps its terminal for the tally (logs go to a file), and stops cleanly on Ctrl-C.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -16,7 +16,9 @@ async fn demo_shows_windows_and_stops_on_ctrl_c() {
         // Free ports, so the test runs beside anything on 8080/8081.
         .env("DVC_PULSE__INGEST__LISTEN", "127.0.0.1:0")
         .env("DVC_PULSE__WORKER__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        // The demo's log file goes to the temporary directory.
+        .env("TMPDIR", dir.path())
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -66,4 +68,16 @@ async fn demo_shows_windows_and_stops_on_ctrl_c() {
     assert!(exit.success(), "demo exits cleanly on Ctrl-C: {exit:?}");
     let out = tail.join().unwrap();
     assert!(out.iter().any(|l| l.contains("stopping")), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|l| l.contains(" events, ") && l.contains(" dossiers | ")),
+        "the tally is on the terminal: {out:?}"
+    );
+    assert!(
+        !out.iter()
+            .any(|l| l.contains(" INFO ") || l.contains(" WARN ")),
+        "log lines on the terminal: {out:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("dvc-pulse-demo.log")).expect("log file");
+    assert!(log.contains(" INFO "), "the logs go to the file: {log}");
 }

@@ -7,9 +7,9 @@
 //!   no more data files than 1.2× what one restart left, and the windows stay exact.
 
 use chrono::{Duration as Days, Utc};
+use dvc_pulse_devkit::fixture::{Fixture, canonical_stream, counts_only, oracle, produce};
 use dvc_pulse_model::event::ict;
-use dvc_pulse_rollup::{GroupKey, WindowQuery};
-use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce};
+use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 use std::path::Path;
 mod common;
@@ -70,7 +70,7 @@ fn signal(child: &Child, sig: &str) {
 
 fn messages(seed: u64) -> Vec<(String, Vec<u8>)> {
     let today = Utc::now().with_timezone(&ict()).date_naive();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed,
         start: today - Days::days(40),
         days: 35,

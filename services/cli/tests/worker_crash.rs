@@ -2,9 +2,9 @@
 //! after recovery, the windows equal the batch computation over the same messages.
 
 use chrono::{Duration as Days, Utc};
+use dvc_pulse_devkit::fixture::{Fixture, canonical_stream, counts_only, oracle, produce};
 use dvc_pulse_model::event::ict;
-use dvc_pulse_rollup::{GroupKey, WindowQuery};
-use dvc_pulse_testkit::{Fixture, canonical_stream, counts_only, oracle, produce};
+use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 mod common;
 
@@ -44,7 +44,7 @@ fn sigkilled_worker_recovers_exact_windows() {
     // The mock cluster keeps about 5 MB per partition: 24 partitions hold 200k messages.
     let f = Fixture::new(24);
     let today = Utc::now().with_timezone(&ict()).date_naive();
-    let sim = dvc_pulse_sim::SimConfig {
+    let sim = dvc_pulse_devkit::SimConfig {
         seed: 11,
         start: today - Days::days(45),
         days: 40,

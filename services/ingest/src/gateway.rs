@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use dvc_pulse_model::Validator;
 use serde_json::json;
@@ -40,7 +39,7 @@ pub struct Gateway {
 
 /// Errors a request can end in; the one place that maps them to status and body.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum GatewayError {
     /// No or wrong bearer token.
     #[error("a valid bearer token is required")]
     Unauthorized,
@@ -58,31 +57,34 @@ pub enum ApiError {
     BrokerUnavailable,
 }
 
-impl ApiError {
+impl GatewayError {
     fn code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
-            ApiError::BadBody => (StatusCode::BAD_REQUEST, "unreadable_body"),
-            ApiError::BrokerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+            GatewayError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            GatewayError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            GatewayError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
+            GatewayError::BadBody => (StatusCode::BAD_REQUEST, "unreadable_body"),
+            GatewayError::BrokerUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable")
+            }
         }
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, code) = self.code();
-        let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
-        let mut resp = (status, body).into_response();
+        let mut resp = dvc_pulse_http::error_response(status, code, self.to_string());
         match self {
-            ApiError::Unauthorized => {
+            GatewayError::Unauthorized => {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     "Bearer".parse().expect("valid header"),
                 );
             }
-            ApiError::BrokerUnavailable => {
+            GatewayError::BrokerUnavailable => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, "5".parse().expect("valid header"));
             }
@@ -105,34 +107,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .split_for_parts();
-    let doc = Arc::new(doc.to_json().expect("the document serialises"));
-    router
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
-            }),
-        )
-        .with_state(gw)
-}
-
-/// The body of every error: `{"error": {"code", "message"}}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// The error.
-    error: ErrorDetail,
-}
-
-/// A stable code and a message for people.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorDetail {
-    /// Stable machine code, e.g. `payload_too_large`.
-    code: String,
-    /// What went wrong, for people.
-    message: String,
+    dvc_pulse_http::with_openapi(router, &doc).with_state(gw)
 }
 
 /// What a POST did: records accepted, and each rejected one with its reason.
@@ -170,7 +145,7 @@ pub struct Status {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "dvc-pulse ingest gateway", description = "Dossier records from portals into the events topic."),
-    components(schemas(ErrorBody, ErrorDetail, Accepted, RejectedRecord, Status)),
+    components(schemas(dvc_pulse_http::ErrorBody, dvc_pulse_http::ErrorDetail, Accepted, RejectedRecord, Status)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -180,12 +155,7 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let c = doc.components.get_or_insert_with(Default::default);
-        c.add_security_scheme(
-            "portal_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        dvc_pulse_http::add_bearer_scheme(doc, "portal_token");
     }
 }
 
@@ -196,11 +166,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 fn authorised(gw: &Gateway, headers: &HeaderMap) -> bool {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(dvc_pulse_model::auth::bearer);
-    match token {
+    match dvc_pulse_http::bearer_token(headers) {
         Some(t) => dvc_pulse_model::auth::token_matches(t, &gw.config.token_sha256),
         None => gw.config.allow_anonymous,
     }
@@ -212,19 +178,19 @@ fn authorised(gw: &Gateway, headers: &HeaderMap) -> bool {
         (String = "application/x-ndjson"), (String = "application/json"), (String = "text/plain"))),
     responses(
         (status = 200, description = "Committed to Kafka: what was accepted and rejected", body = Accepted),
-        (status = 400, description = "Empty or unreadable body", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 413, description = "Body over ingest.body_limit_bytes", body = ErrorBody),
-        (status = 503, description = "Kafka unavailable: nothing accepted, retry", body = ErrorBody,
+        (status = 400, description = "Empty or unreadable body", body = dvc_pulse_http::ErrorBody),
+        (status = 401, description = "No valid token", body = dvc_pulse_http::ErrorBody),
+        (status = 413, description = "Body over ingest.body_limit_bytes", body = dvc_pulse_http::ErrorBody),
+        (status = 503, description = "Kafka unavailable: nothing accepted, retry", body = dvc_pulse_http::ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait")))))]
 async fn post_dossiers(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, GatewayError> {
     if !authorised(&gw, &headers) {
         gw.metrics.unauthorized.inc();
-        return Err(ApiError::Unauthorized);
+        return Err(GatewayError::Unauthorized);
     }
     let limit = gw.config.body_limit_bytes;
     let declared = headers
@@ -232,32 +198,32 @@ async fn post_dossiers(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
+        return Err(GatewayError::PayloadTooLarge(limit));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(c) = cur {
             if c.is::<http_body_util::LengthLimitError>() {
-                return ApiError::PayloadTooLarge(limit);
+                return GatewayError::PayloadTooLarge(limit);
             }
             cur = c.source();
         }
-        ApiError::BadBody
+        GatewayError::BadBody
     })?;
     let records = dvc_pulse_model::parse::split_body(&bytes);
     if records.is_empty() {
-        return Err(ApiError::EmptyBody);
+        return Err(GatewayError::EmptyBody);
     }
     let now = (gw.clock)();
     let validator = gw.validator.clone();
     let outcome =
         tokio::task::spawn_blocking(move || pipeline::process(&validator, records, "gateway", now))
             .await
-            .map_err(|_| ApiError::BadBody)?;
+            .map_err(|_| GatewayError::BadBody)?;
     if let Err(error) = gw.sink.publish(outcome.messages).await {
         tracing::warn!(%error, records = outcome.accepted + outcome.rejected.len(), "batch not committed; answering 503");
         gw.metrics.unavailable.inc();
-        return Err(ApiError::BrokerUnavailable);
+        return Err(GatewayError::BrokerUnavailable);
     }
     gw.metrics.accepted.inc_by(outcome.accepted as u64);
     for r in &outcome.rejected {

@@ -45,7 +45,7 @@ impl Default for ImportOptions {
 
 /// Input file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum InputFormat {
     /// One JSON object per line.
     Ndjson,
     /// One JSON array of objects.
@@ -55,20 +55,20 @@ pub enum Format {
 }
 
 /// Guesses the format from the extension, then the first byte.
-pub fn detect(path: &Path) -> Result<Format, IngestError> {
+pub fn detect(path: &Path) -> Result<InputFormat, IngestError> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        return Ok(Format::Csv);
+        return Ok(InputFormat::Csv);
     }
     let mut f = std::fs::File::open(path).map_err(|source| io(path, source))?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf).map_err(|source| io(path, source))?;
     let head = dvc_pulse_model::parse::strip_bom(&buf[..n]);
     Ok(match head.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Format::JsonArray,
-        _ => Format::Ndjson,
+        Some(b'[') => InputFormat::JsonArray,
+        _ => InputFormat::Ndjson,
     })
 }
 
@@ -139,7 +139,7 @@ pub fn read_file(
 
 type Batches = mpsc::Sender<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;
 
-fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches) {
+fn read_batches(path: &Path, format: InputFormat, opts: &ImportOptions, tx: &Batches) {
     let result = (|| -> Result<(), IngestError> {
         let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
         let mut batch = Vec::with_capacity(opts.batch_size);
@@ -155,7 +155,7 @@ fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches)
             };
         let mut read = 0u64;
         match format {
-            Format::Ndjson => {
+            InputFormat::Ndjson => {
                 let mut r = BufReader::new(file);
                 let mut line = Vec::new();
                 for index in 0.. {
@@ -178,7 +178,7 @@ fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches)
                     }
                 }
             }
-            Format::JsonArray => {
+            InputFormat::JsonArray => {
                 let mut body = Vec::new();
                 BufReader::new(file)
                     .read_to_end(&mut body)
@@ -190,7 +190,7 @@ fn read_batches(path: &Path, format: Format, opts: &ImportOptions, tx: &Batches)
                     }
                 }
             }
-            Format::Csv => {
+            InputFormat::Csv => {
                 let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
                 let headers = r.byte_headers().map_err(|e| csv_error(path, e))?.clone();
                 let mut row = csv::ByteRecord::new();

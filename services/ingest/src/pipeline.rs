@@ -24,7 +24,7 @@ pub struct RejectedItem {
 
 /// The messages of a batch and what to tell the sender.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Processed {
     /// Accepted events.
     pub accepted: usize,
     /// Rejected records.
@@ -33,7 +33,7 @@ pub struct Outcome {
     pub messages: Vec<Message>,
 }
 
-impl Outcome {
+impl Processed {
     /// Rejections counted by reason.
     pub fn by_reason(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
@@ -47,11 +47,11 @@ impl Outcome {
 /// Validates `records` and turns them into messages stamped `now` (the Kafka timestamp
 /// workers read "today" from). `origin` names the entry point in dead letters
 /// (`gateway`, `import:<file>`).
-pub fn process<I>(validator: &Validator, records: I, origin: &str, now: DateTime<Utc>) -> Outcome
+pub fn process<I>(validator: &Validator, records: I, origin: &str, now: DateTime<Utc>) -> Processed
 where
     I: IntoIterator<Item = (usize, Vec<u8>)>,
 {
-    let mut out = Outcome::default();
+    let mut out = Processed::default();
     for (index, raw) in records {
         match validator.parse_record(&raw, now) {
             Ok(event) => {

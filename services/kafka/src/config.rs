@@ -1,6 +1,7 @@
 //! Kafka client settings and topic names (sections `[kafka]` and `[topics]` of the layered
 //! configuration), and the one function that turns them into a librdkafka client config.
 
+use dvc_pulse_model::settings::Secret;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -12,14 +13,17 @@ use std::time::Duration;
 pub struct KafkaConfig {
     /// `bootstrap.servers`; empty means "start the embedded broker" where a command can.
     pub bootstrap_servers: String,
-    /// Passed to librdkafka as they are: `security.protocol`, `sasl.*`, `ssl.*`, ...
+    /// Passed to librdkafka as they are: `security.protocol`, `sasl.mechanism`, `ssl.*`, ...
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are secret (`sasl.password`,
+    /// `ssl.key.password`, ...): passed like `properties`, never printed or logged.
+    pub secrets: BTreeMap<String, Secret>,
     /// Prefix of the producers' `transactional.id`s; unique per gateway instance.
     pub transactional_id_prefix: String,
     /// Producers in the pool; each carries one request's transaction at a time.
     pub producers: usize,
     /// How long a batch may wait for the broker before it is aborted (HTTP 503).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dvc_pulse_model::settings::duration")]
     pub batch_timeout: Duration,
 }
 
@@ -28,6 +32,7 @@ impl Default for KafkaConfig {
         Self {
             bootstrap_servers: String::new(),
             properties: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             transactional_id_prefix: "dvc-pulse-ingest".into(),
             producers: 4,
             batch_timeout: Duration::from_secs(10),
@@ -57,18 +62,46 @@ impl Default for TopicsConfig {
     }
 }
 
+/// librdkafka's sensitive properties: they belong under `kafka.secrets`.
+pub const SENSITIVE_PROPERTIES: [&str; 7] = [
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl.certificate.pem",
+];
+
+impl KafkaConfig {
+    /// Refuses a sensitive librdkafka property given in plain `properties`, where it
+    /// would be printed with the configuration.
+    pub fn check(&self) -> Result<(), String> {
+        match self
+            .properties
+            .keys()
+            .find(|k| SENSITIVE_PROPERTIES.contains(&k.as_str()))
+        {
+            Some(k) => Err(format!(
+                "kafka.properties.{k:?} is a secret: set it under kafka.secrets instead"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A librdkafka client configuration: the bootstrap servers, the settings of the
-/// client's `role`, then every pass-through property of `kafka` (TLS, SASL, tuning), which
-/// an operator can therefore override.
+/// client's `role`, then every pass-through property and secret of `kafka` (TLS, SASL,
+/// tuning), which an operator can therefore override.
 pub fn client_config(kafka: &KafkaConfig, role: &[(&str, &str)]) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers);
-    for (k, v) in role.iter().copied().chain(
-        kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    ) {
+    let properties = kafka
+        .properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let secrets = kafka.secrets.iter().map(|(k, v)| (k.as_str(), v.expose()));
+    for (k, v) in role.iter().copied().chain(properties).chain(secrets) {
         cc.set(k, v);
     }
     cc

@@ -38,6 +38,7 @@ pub fn is_dvcqg(m: &Map<String, Value>) -> bool {
 /// `updated_at` is `NgayCapNhat` when present, else the latest of the record's
 /// received and finished times: deterministic, so a redelivery is byte-identical, and a
 /// status change with the same dates is ordered by the later status.
+// Long only because it maps the DVCQG fields one by one, in the record's order.
 pub fn to_event(m: &Map<String, Value>, reference: &Reference) -> Result<DossierEvent, Rejection> {
     let text =
         |f: &'static str, norm: fn(&str) -> Option<String>| -> Result<Option<String>, Rejection> {

@@ -4,7 +4,8 @@
 //! Pure: no I/O beyond parsing bytes handed in, and the clock is always an argument.
 //! Modules: [`auth`] (bearer tokens), [`event`] (types and versions), [`reason`] (reason codes), [`normalize`]
 //! (dates, text, codes), [`parse`] (body splitting and record parsing), [`dvcqg`]
-//! (national-portal records), [`reference`] (services, localities, agencies).
+//! (national-portal records), [`reference`] (services, localities, agencies), [`settings`]
+//! (configuration value types: durations, secrets).
 
 pub mod auth;
 pub mod dvcqg;
@@ -14,6 +15,7 @@ pub mod normalize;
 pub mod parse;
 pub mod reason;
 pub mod reference;
+pub mod settings;
 
 pub use error::ModelError;
 pub use event::{Channel, DossierEvent, Status};

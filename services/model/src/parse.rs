@@ -40,7 +40,7 @@ pub struct ValidatorConfig {
     /// Largest accepted record, in bytes of compact JSON.
     pub max_record_bytes: usize,
     /// How far past the gateway's clock `received_at` may be (clock skew).
-    #[serde(with = "humantime_secs")]
+    #[serde(with = "crate::settings::duration")]
     pub future_tolerance: Duration,
 }
 
@@ -50,45 +50,6 @@ impl Default for ValidatorConfig {
             max_record_bytes: 64 * 1024,
             future_tolerance: Duration::from_secs(600),
         }
-    }
-}
-
-mod humantime_secs {
-    //! Durations as `"10m"`, `"30s"` or a plain number of seconds.
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", d.as_secs()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(t) => parse(&t).ok_or_else(|| {
-                serde::de::Error::custom(format!("bad duration {t:?}: use e.g. 30s, 10m, 2h"))
-            }),
-        }
-    }
-
-    pub fn parse(t: &str) -> Option<Duration> {
-        let t = t.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let n: u64 = t[..split].parse().ok()?;
-        let mult = match &t[split..] {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86400,
-            _ => return None,
-        };
-        Some(Duration::from_secs(n * mult))
     }
 }
 

@@ -14,13 +14,13 @@ use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, S
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::reference::Level;
 use dvc_pulse_model::{Channel, DossierEvent, Reference, Status};
-use dvc_pulse_rollup::batch::CONTRIBUTIONS_SCHEMA;
-use dvc_pulse_rollup::fact::day_number;
-use dvc_pulse_rollup::outbox::{Committed, Outbox};
-use dvc_pulse_rollup::{
-    Dims, GroupKey, Measure, PartitionState, WindowQuery, content_hash, window_in,
-};
 use dvc_pulse_store::{CommitMeta, PartitionCommit, Store, StoreOptions};
+use dvc_pulse_window::batch::CONTRIBUTIONS_SCHEMA;
+use dvc_pulse_window::fact::day_number;
+use dvc_pulse_window::outbox::{Committed, Outbox};
+use dvc_pulse_window::{
+    Counter, Dims, GroupKey, PartitionState, WindowQuery, content_hash, window_in,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -250,7 +250,7 @@ async fn recovery(n: u64) {
         partition: 0,
         next_offset: n as i64,
         expected: Committed::default(),
-        batches: dvc_pulse_rollup::outbox::Batches {
+        batches: dvc_pulse_window::outbox::Batches {
             changes: s.changes_batch(0, &[]).unwrap(),
             contributions: s.contributions_batch(&Default::default()),
             state: s.full_state_batch(0, n as i64).unwrap(),
@@ -309,7 +309,7 @@ async fn window_latency(rows: usize) {
                     contributions: (written - b.num_rows()) as i64,
                     state: written as i64,
                 },
-                batches: dvc_pulse_rollup::outbox::Batches {
+                batches: dvc_pulse_window::outbox::Batches {
                     changes: PartitionState::default().changes_batch(0, &[]).unwrap(),
                     contributions: b,
                     state: PartitionState::default().state_batch(0, &[]).unwrap(),
@@ -367,7 +367,7 @@ fn synthetic(days: &[NaiveDate], communes: &[String], procedures: &[String]) -> 
         Arc::new(StringArray::from(loc)),
         Arc::new(StringArray::from(vec![Some("UBND"); n])),
     ];
-    for (k, _) in Measure::ALL.iter().enumerate() {
+    for (k, _) in Counter::ALL.iter().enumerate() {
         cols.push(Arc::new(Int64Array::from_iter_values(
             (0..n).map(|i| ((i + k) % 3) as i64),
         )));

@@ -80,7 +80,7 @@ pub enum StoreError {
     },
     /// Encoding or decoding rows failed.
     #[error(transparent)]
-    Rollup(#[from] dvc_pulse_rollup::RollupError),
+    Window(#[from] dvc_pulse_window::WindowError),
 }
 
 impl StoreError {

@@ -20,5 +20,5 @@ pub use versions::CommitMeta;
 
 /// Formats a moment in ms as the APIs write times (RFC 3339 in +07:00, ms precision).
 pub fn format_ms(ms: i64) -> String {
-    dvc_pulse_rollup::changes::format_ms(ms)
+    dvc_pulse_window::changes::format_ms(ms)
 }

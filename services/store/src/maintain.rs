@@ -16,9 +16,9 @@ use crate::table::{FileActions, Table};
 use crate::versions::CommitMeta;
 use datafusion::arrow::datatypes::SchemaRef;
 use deltalake::protocol::DeltaOperation;
-use dvc_pulse_rollup::Measure;
-use dvc_pulse_rollup::batch::CONTRIBUTIONS_SCHEMA;
-use dvc_pulse_rollup::persist::CHANGES_SCHEMA;
+use dvc_pulse_window::Counter;
+use dvc_pulse_window::batch::CONTRIBUTIONS_SCHEMA;
+use dvc_pulse_window::persist::CHANGES_SCHEMA;
 use std::collections::BTreeMap;
 use tokio::sync::Mutex;
 
@@ -116,11 +116,11 @@ impl Store {
         let ctx = t.session("t").await?;
         let (sql, schema): (String, SchemaRef) = match fold {
             Fold::Sum => {
-                let sums: Vec<String> = Measure::ALL
+                let sums: Vec<String> = Counter::ALL
                     .iter()
                     .map(|m| format!("SUM({0}) AS {0}", m.column()))
                     .collect();
-                let nonzero: Vec<String> = Measure::ALL
+                let nonzero: Vec<String> = Counter::ALL
                     .iter()
                     .map(|m| format!("SUM({}) <> 0", m.column()))
                     .collect();
@@ -204,7 +204,7 @@ impl Store {
     /// Removes the days of changes before `today - history_days`.
     async fn expire_changes(&self, today: i32) -> Result<usize, StoreError> {
         let cutoff =
-            dvc_pulse_rollup::persist::day_name(today - self.options().history_days as i32);
+            dvc_pulse_window::persist::day_name(today - self.options().history_days as i32);
         let mut t = self.changes_table().lock().await;
         t.refresh().await?;
         let mut by_day: BTreeMap<String, Vec<_>> = BTreeMap::new();

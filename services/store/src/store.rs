@@ -7,7 +7,7 @@
 //! A worker commits `changes`, then `contributions`, then `state`, each with the Kafka
 //! offsets it covers as transaction ids. A crash between them leaves the state behind the
 //! others; the replay from the state's offset emits into each table only what it lacks
-//! ([`dvc_pulse_rollup::outbox`]), so every message takes effect once in every table.
+//! ([`dvc_pulse_window::outbox`]), so every message takes effect once in every table.
 
 use crate::error::StoreError;
 use crate::table::{FileActions, Location, Spec, Table};
@@ -17,16 +17,24 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 use deltalake::protocol::{DeltaOperation, OutputMode};
-use dvc_pulse_rollup::PartitionState;
-use dvc_pulse_rollup::batch::CONTRIBUTIONS_SCHEMA;
-use dvc_pulse_rollup::changes::ChangeLog;
-use dvc_pulse_rollup::outbox::{Batches, Committed};
-use dvc_pulse_rollup::persist::{CHANGES_SCHEMA, STATE_SCHEMA};
+use dvc_pulse_window::PartitionState;
+use dvc_pulse_window::batch::CONTRIBUTIONS_SCHEMA;
+use dvc_pulse_window::changes::ChangeLog;
+use dvc_pulse_window::outbox::{Batches, Committed};
+use dvc_pulse_window::persist::{CHANGES_SCHEMA, STATE_SCHEMA};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use url::Url;
 
+/// One table of a commit: the table, how to read and set the offset it holds in a
+/// partition's [`Committed`], and which of a partition's batches it takes.
+type TableStep<'a> = (
+    &'a Mutex<Table>,
+    fn(&Committed) -> i64,
+    fn(&mut Committed, i64),
+    fn(&Batches) -> &RecordBatch,
+);
 /// Where and how the store keeps its tables.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -172,7 +180,7 @@ fn locations(url: &str) -> Result<Vec<Location>, StoreError> {
 /// provider returns partition columns last, and sometimes dictionary-encoded).
 pub(crate) fn conform(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StoreError> {
     let err = |d: String| {
-        StoreError::Rollup(dvc_pulse_rollup::RollupError::Corrupt {
+        StoreError::Window(dvc_pulse_window::WindowError::Corrupt {
             what: "table rows".into(),
             detail: d,
         })
@@ -379,13 +387,7 @@ impl Store {
         meta: CommitMeta,
     ) -> Result<Vec<Committed>, StoreError> {
         let mut now: Vec<Committed> = parts.iter().map(|p| p.expected).collect();
-        let query_id = self.opts.app_prefix.clone();
-        let tables: [(
-            &Mutex<Table>,
-            fn(&Committed) -> i64,
-            fn(&mut Committed, i64),
-            fn(&Batches) -> &RecordBatch,
-        ); 3] = [
+        let tables: [TableStep; 3] = [
             (
                 &self.changes,
                 |c| c.changes,
@@ -407,61 +409,62 @@ impl Store {
             if moving.is_empty() {
                 continue;
             }
-            let fences: Vec<(String, i32, i64)> = moving
-                .iter()
-                .map(|&i| {
-                    (
-                        self.app_id(parts[i].partition),
-                        parts[i].partition,
-                        get(&now[i]),
-                    )
-                })
-                .collect();
-            let mut txns: Vec<(String, i64)> = moving
-                .iter()
-                .map(|&i| (self.app_id(parts[i].partition), parts[i].next_offset))
-                .collect();
-            if std::ptr::eq(table, &self.state) {
-                txns.extend(
-                    moving
-                        .iter()
-                        .map(|&i| (self.clock_id(parts[i].partition), parts[i].clock_ms)),
-                );
-            }
-            let mut t = table.lock().await;
-            let adds = t
-                .write(
-                    moving
-                        .iter()
-                        .map(|&i| rows(&parts[i].batches).clone())
-                        .collect(),
-                )
+            let held: Vec<i64> = moving.iter().map(|&i| get(&now[i])).collect();
+            self.commit_table(table, parts, &moving, &held, rows, meta)
                 .await?;
-            let epoch = moving
-                .iter()
-                .map(|&i| parts[i].next_offset)
-                .max()
-                .unwrap_or(0);
-            t.commit(
-                FileActions {
-                    adds,
-                    removes: Vec::new(),
-                },
-                &fences,
-                &txns,
-                meta,
-                DeltaOperation::StreamingUpdate {
-                    output_mode: OutputMode::Append,
-                    query_id: query_id.clone(),
-                    epoch_id: epoch,
-                },
-            )
-            .await?;
             for &i in &moving {
                 set(&mut now[i], parts[i].next_offset);
             }
         }
         Ok(now)
+    }
+
+    /// Appends the `moving` partitions' rows to one table in one commit, fenced on the
+    /// offsets the table `held` for them; the state table also records their clocks.
+    async fn commit_table(
+        &self,
+        table: &Mutex<Table>,
+        parts: &[PartitionCommit],
+        moving: &[usize],
+        held: &[i64],
+        rows: fn(&Batches) -> &RecordBatch,
+        meta: CommitMeta,
+    ) -> Result<(), StoreError> {
+        let fences: Vec<(String, i32, i64)> = moving
+            .iter()
+            .zip(held)
+            .map(|(&i, &h)| (self.app_id(parts[i].partition), parts[i].partition, h))
+            .collect();
+        let mut txns: Vec<(String, i64)> = moving
+            .iter()
+            .map(|&i| (self.app_id(parts[i].partition), parts[i].next_offset))
+            .collect();
+        if std::ptr::eq(table, &self.state) {
+            txns.extend(
+                moving
+                    .iter()
+                    .map(|&i| (self.clock_id(parts[i].partition), parts[i].clock_ms)),
+            );
+        }
+        let mut t = table.lock().await;
+        let batches = moving.iter().map(|&i| rows(&parts[i].batches).clone());
+        let adds = t.write(batches.collect()).await?;
+        let epoch = moving
+            .iter()
+            .map(|&i| parts[i].next_offset)
+            .max()
+            .unwrap_or(0);
+        let operation = DeltaOperation::StreamingUpdate {
+            output_mode: OutputMode::Append,
+            query_id: self.opts.app_prefix.clone(),
+            epoch_id: epoch,
+        };
+        let actions = FileActions {
+            adds,
+            removes: Vec::new(),
+        };
+        t.commit(actions, &fences, &txns, meta, operation).await?;
+        Ok(())
     }
 
     /// Replaces every `state` row of `partition` by `rows` (its whole state as of

@@ -2,9 +2,10 @@
 //! windows, fencing of a second writer, as_of versions, compaction and vacuum.
 
 use dvc_pulse_model::DossierEvent;
-use dvc_pulse_rollup::outbox::{Committed, Outbox};
-use dvc_pulse_rollup::{Dims, GroupKey, PartitionState, WindowQuery, content_hash, window_in};
 use dvc_pulse_store::{CommitMeta, PartitionCommit, Store, StoreOptions};
+use dvc_pulse_window::Measure;
+use dvc_pulse_window::outbox::{Committed, Outbox};
+use dvc_pulse_window::{Dims, GroupKey, PartitionState, WindowQuery, content_hash, window_in};
 
 fn event(id: &str, day: u32, channel: &str, updated_h: u32) -> DossierEvent {
     serde_json::from_value(serde_json::json!({
@@ -72,7 +73,11 @@ async fn totals(store: &Store, as_of: Option<i64>) -> (i64, i64, i64) {
         locality: None,
     };
     let t = window_in(&view.ctx, &dims, &q).await.unwrap();
-    (t.totals.total, t.totals.online, view.meta.at)
+    (
+        t.totals.get(Measure::Total),
+        t.totals.get(Measure::Online),
+        view.meta.at,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

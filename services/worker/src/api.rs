@@ -4,17 +4,17 @@
 //! With `worker.read_token_sha256` set, the `/v1/` routes need a read token.
 
 use crate::error::WorkerError;
-use crate::export::{Format, Rendered, ReportOptions, render};
 use crate::worker::Worker;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
+use dvc_pulse_http::ErrorBody;
 use dvc_pulse_model::event::ict;
-use dvc_pulse_rollup::report::{self, Header, Layout};
-use dvc_pulse_rollup::{GroupKey, RollupError, WindowQuery, WindowTable};
+use dvc_pulse_report::{Format, Header, Layout, Rendered, ReportError, ReportOptions, render};
+use dvc_pulse_window::Measure;
+use dvc_pulse_window::{GroupKey, WindowError, WindowQuery, WindowTable};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -83,28 +83,10 @@ pub struct PlacesParams {
     pub parent: Option<String>,
 }
 
-/// The body of every error: `{"error": {"code", "message"}}` (as the gateway's).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// The error.
-    error: ErrorDetail,
-}
-
-/// A stable code and a message for people.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorDetail {
-    /// Stable machine code, e.g. `invalid_window`.
-    code: String,
-    /// What went wrong, for people.
-    message: String,
-}
-
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "dvc-pulse worker API", description = "Rolling 30-day windows of online dossier reception: snapshots, report layouts, daily series, diffs, health and metrics."),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, dvc_pulse_http::ErrorDetail)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -114,12 +96,7 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let c = doc.components.get_or_insert_with(Default::default);
-        c.add_security_scheme(
-            "read_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        dvc_pulse_http::add_bearer_scheme(doc, "read_token");
     }
 }
 
@@ -133,11 +110,7 @@ pub struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.detail } })),
-        )
-            .into_response()
+        dvc_pulse_http::error_response(self.status, self.code, self.detail)
     }
 }
 
@@ -171,11 +144,7 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     let tokens = &w.cfg.read_token_sha256;
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(dvc_pulse_model::auth::bearer);
+    let given = dvc_pulse_http::bearer_token(req.headers());
     match given {
         _ if tokens.is_empty() => next.run(req).await,
         Some(t) if dvc_pulse_model::auth::token_matches(t, tokens) => next.run(req).await,
@@ -198,7 +167,7 @@ async fn require_token(
 impl From<WorkerError> for ApiError {
     fn from(e: WorkerError) -> Self {
         match e {
-            WorkerError::Rollup(RollupError::InvalidQuery { code, detail }) => ApiError {
+            WorkerError::Window(WindowError::InvalidQuery { code, detail }) => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code,
                 detail,
@@ -220,9 +189,25 @@ impl From<WorkerError> for ApiError {
     }
 }
 
-impl From<RollupError> for ApiError {
-    fn from(e: RollupError) -> Self {
-        ApiError::from(WorkerError::Rollup(e))
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Invalid { code, detail } => bad(code, detail),
+            other => {
+                tracing::error!(error = %other, "report failed");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "internal",
+                    detail: "see the worker's log".into(),
+                }
+            }
+        }
+    }
+}
+
+impl From<WindowError> for ApiError {
+    fn from(e: WindowError) -> Self {
+        ApiError::from(WorkerError::Window(e))
     }
 }
 
@@ -312,7 +297,7 @@ pub fn window_query(p: &WindowParams, today: NaiveDate) -> Result<WindowQuery, A
         .unwrap_or(to - chrono::Duration::days(29));
     let group_by =
         GroupKey::parse_list(p.group_by.as_deref().unwrap_or("service")).map_err(|e| match e {
-            RollupError::InvalidQuery { code, detail } => bad(code, detail),
+            WindowError::InvalidQuery { code, detail } => bad(code, detail),
             other => bad("invalid_group_by", other.to_string()),
         })?;
     let locality = p.locality.clone().filter(|l| !l.is_empty());
@@ -326,7 +311,8 @@ pub fn window_query(p: &WindowParams, today: NaiveDate) -> Result<WindowQuery, A
 
 /// The plain CSV of a window table (machine header, rates with a dot).
 pub fn to_csv(t: &WindowTable) -> String {
-    let r = report::build(t, Layout::Table, &[], None).expect("the table layout takes any table");
+    let r = dvc_pulse_report::layout::build(t, Layout::Table, &[], None)
+        .expect("the table layout takes any table");
     r.to_csv(Header::Keys)
 }
 
@@ -449,7 +435,7 @@ async fn unmapped(
         .filter_map(|r| {
             let code = r.keys.first()?.1.as_str()?;
             w.reference.services.service_for(code).is_none().then(
-                || json!({ "code": code, "name": w.procedure_name(code), "dossiers": r.counts.total, "pending": r.counts.pending }),
+                || json!({ "code": code, "name": w.procedure_name(code), "dossiers": r.counts.get(Measure::Total), "pending": r.counts.get(Measure::Pending) }),
             )
         })
         .collect();
@@ -566,14 +552,5 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .routes(routes!(readyz))
         .merge(data)
         .split_for_parts();
-    let doc = Arc::new(doc.to_json().expect("the document serialises"));
-    router
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
-            }),
-        )
-        .with_state(worker)
+    dvc_pulse_http::with_openapi(router, &doc).with_state(worker)
 }

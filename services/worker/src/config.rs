@@ -16,12 +16,12 @@ pub struct WorkerConfig {
     /// (tests), or `s3://bucket/prefix` (needs the `s3` build feature; AWS_* env).
     pub store_url: String,
     /// Commit to the store at least this often while there is new input.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dvc_pulse_model::settings::duration")]
     pub commit_interval: Duration,
     /// Also commit after this many messages.
     pub commit_every_events: u64,
     /// Run compaction, retention and vacuum this often.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dvc_pulse_model::settings::duration")]
     pub maintenance_interval: Duration,
     /// Versions whose day is more than this many days before today go to the dead-letter topic.
     pub horizon_days: i32,

@@ -16,8 +16,8 @@ use dvc_pulse_kafka::dlq::DeadLetter;
 use dvc_pulse_kafka::sink::{Destination, KafkaSink, Message};
 use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::{DossierEvent, Reason};
-use dvc_pulse_rollup::{Outcome, content_hash};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
+use dvc_pulse_window::{Outcome, content_hash};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -123,6 +123,30 @@ fn kafka_err(operation: &'static str) -> impl FnOnce(rdkafka::error::KafkaError)
     move |source| WorkerError::Kafka { operation, source }
 }
 
+/// The group consumer: manual offsets (the store holds them), committed reads only.
+fn create_consumer(
+    worker: &Worker,
+    kafka: &KafkaConfig,
+    ctx: Ctx,
+) -> Result<Arc<StreamConsumer<Ctx>>, WorkerError> {
+    let cc = client_config(
+        kafka,
+        &[
+            ("group.id", worker.cfg.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            ("statistics.interval.ms", "1000"),
+            ("session.timeout.ms", "10000"),
+            ("client.id", worker.id.as_str()),
+        ],
+    );
+    Ok(Arc::new(
+        cc.create_with_context(ctx)
+            .map_err(kafka_err("create consumer"))?,
+    ))
+}
+
 /// Runs the consume loop until `shutdown` turns true; checkpoints once more on the way out.
 pub async fn run(
     worker: Arc<Worker>,
@@ -139,22 +163,7 @@ pub async fn run(
         topic: worker.topic.clone(),
         worker: worker.clone(),
     };
-    let cc = client_config(
-        kafka,
-        &[
-            ("group.id", worker.cfg.group_id.as_str()),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("isolation.level", "read_committed"),
-            ("statistics.interval.ms", "1000"),
-            ("session.timeout.ms", "10000"),
-            ("client.id", worker.id.as_str()),
-        ],
-    );
-    let consumer: Arc<StreamConsumer<Ctx>> = Arc::new(
-        cc.create_with_context(ctx)
-            .map_err(kafka_err("create consumer"))?,
-    );
+    let consumer = create_consumer(&worker, kafka, ctx)?;
     let n = topic_partitions(&consumer, &worker.topic).await?;
     if n > 0 {
         // A store built from another partition count would count dossiers twice.
@@ -299,62 +308,39 @@ async fn apply(
     ensure_loaded(worker, p).await?;
     let mut owned = worker.owned.lock().expect("owned lock");
     let o = owned.get_mut(&p).expect("loaded above");
-    if off < o.state.next_offset {
-        m.replayed.inc();
-        return Ok(false);
-    }
-    if off > o.state.next_offset && !o.seeked {
-        // Kafka's position is past what the checkpoint holds: go back once. (Later gaps
-        // are transaction markers, which take offsets but are never delivered.)
-        o.seeked = true;
-        let to = o.state.next_offset;
-        o.sought_to = Some(to);
-        drop(owned);
-        consumer
-            .seek(
-                &worker.topic,
-                p,
-                Offset::Offset(to),
-                Duration::from_secs(10),
-            )
-            .map_err(kafka_err("seek"))?;
-        tracing::info!(
-            partition = p,
-            from = off,
-            to,
-            "sought back to the checkpoint's offset"
-        );
-        return Ok(false);
-    }
-    o.seeked = true;
-    if let Some(to) = o.sought_to.take() {
-        // One offset may be a transaction marker; more means Kafka no longer has them.
-        if off > to + 1 {
-            m.offset_gaps.inc();
-            tracing::error!(
-                partition = p,
-                from = to,
-                to = off,
-                "messages missing from Kafka (retention?) since the checkpoint; windows miss them"
-            );
+    match position(o, p, off, m) {
+        Position::Replayed => {
+            m.replayed.inc();
+            return Ok(false);
         }
+        Position::Ahead(to) => {
+            drop(owned);
+            seek_back(worker, consumer, p, off, to)?;
+            return Ok(false);
+        }
+        Position::Next => {}
     }
     let now = (worker.clock)();
     // Without a timestamp (old message formats), the time it was read stands in.
     let at_ms = at_ms
         .filter(|t| *t > 0)
         .unwrap_or_else(|| now.timestamp_millis());
-    if let Some(today) = o.state.tick(at_ms) {
-        let gone = o.state.evict(today, worker.cfg.horizon_days);
-        if !gone.is_empty() {
-            m.evicted.inc_by(gone.len() as u64);
-            o.outbox.evicted(&o.committed, off, &gone);
-        }
-    }
+    advance_clock(worker, o, off, at_ms);
     // Only dead letters need it; built on that rare path.
     let origin = || format!("{}/{p}@{off}", worker.topic);
-    let event: DossierEvent = match serde_json::from_slice(payload) {
-        Ok(e) => e,
+    match serde_json::from_slice::<DossierEvent>(payload) {
+        Ok(event) => {
+            if let Some(letter) = fold(worker, o, &event, payload, (off, at_ms)) {
+                pending.push(dead_letter(
+                    Reason::BeyondHorizon,
+                    &letter,
+                    payload,
+                    origin(),
+                    now,
+                    Some(&event.dossier_id),
+                ));
+            }
+        }
         Err(e) => {
             let reason = if serde_json::from_slice::<serde_json::Value>(payload).is_ok() {
                 Reason::InvalidField
@@ -370,21 +356,103 @@ async fn apply(
                 now,
                 None,
             ));
-            o.state.next_offset = off + 1;
-            o.state.generation += 1;
-            return Ok(true);
         }
-    };
+    }
+    o.state.next_offset = off + 1;
+    o.state.generation += 1;
+    Ok(true)
+}
+
+/// Where a message stands against what a partition's state has read.
+enum Position {
+    /// Already in the state: a replay after a restart or a seek.
+    Replayed,
+    /// Past the state's next offset on the first read: seek back to this offset.
+    Ahead(i64),
+    /// The next message to apply.
+    Next,
+}
+
+fn position(o: &mut Owned, p: i32, off: i64, m: &Metrics) -> Position {
+    if off < o.state.next_offset {
+        return Position::Replayed;
+    }
+    if off > o.state.next_offset && !o.seeked {
+        // Kafka's position is past what the checkpoint holds: go back once. (Later gaps
+        // are transaction markers, which take offsets but are never delivered.)
+        o.seeked = true;
+        o.sought_to = Some(o.state.next_offset);
+        return Position::Ahead(o.state.next_offset);
+    }
+    o.seeked = true;
+    if let Some(to) = o.sought_to.take() {
+        // One offset may be a transaction marker; more means Kafka no longer has them.
+        if off > to + 1 {
+            m.offset_gaps.inc();
+            tracing::error!(
+                partition = p,
+                from = to,
+                to = off,
+                "messages missing from Kafka (retention?) since the checkpoint; windows miss them"
+            );
+        }
+    }
+    Position::Next
+}
+
+fn seek_back(
+    worker: &Worker,
+    consumer: &StreamConsumer<Ctx>,
+    p: i32,
+    off: i64,
+    to: i64,
+) -> Result<(), WorkerError> {
+    consumer
+        .seek(
+            &worker.topic,
+            p,
+            Offset::Offset(to),
+            Duration::from_secs(10),
+        )
+        .map_err(kafka_err("seek"))?;
+    tracing::info!(
+        partition = p,
+        from = off,
+        to,
+        "sought back to the checkpoint's offset"
+    );
+    Ok(())
+}
+
+/// Moves the partition's clock to a message's timestamp; on a new day, evicts the
+/// dossiers that left the horizon.
+fn advance_clock(worker: &Worker, o: &mut Owned, off: i64, at_ms: i64) {
+    if let Some(today) = o.state.tick(at_ms) {
+        let gone = o.state.evict(today, worker.cfg.horizon_days);
+        if !gone.is_empty() {
+            worker.metrics.evicted.inc_by(gone.len() as u64);
+            o.outbox.evicted(&o.committed, off, &gone);
+        }
+    }
+}
+
+/// Folds a decoded event into the partition's state and accounts for it; the detail of
+/// a dead letter when the event lies beyond the horizon.
+fn fold(
+    worker: &Worker,
+    o: &mut Owned,
+    event: &DossierEvent,
+    payload: &[u8],
+    (off, at_ms): (i64, i64),
+) -> Option<String> {
+    let m = &worker.metrics;
     // "Today" is the partition's clock (its newest message timestamp), so a replay
     // decides the horizon exactly as the first pass did.
     let today = o.state.today().expect("the clock has a timestamp");
     worker.note_procedure(&event.procedure_code, event.procedure_name.as_deref());
-    let applied = o.state.apply_full(
-        &event,
-        content_hash(payload),
-        today,
-        worker.cfg.horizon_days,
-    );
+    let applied = o
+        .state
+        .apply_full(event, content_hash(payload), today, worker.cfg.horizon_days);
     o.outbox
         .record(&o.committed, off, at_ms, &event.dossier_id, &applied);
     match applied.outcome {
@@ -399,29 +467,25 @@ async fn apply(
             m.late.with_label_values(&[band(lateness_days)]).inc();
             m.newest_event_seconds
                 .set(o.state.newest_event_us / 1_000_000);
+            None
         }
-        Outcome::Duplicate => m.duplicates.inc(),
-        Outcome::Stale => m.stale.inc(),
+        Outcome::Duplicate => {
+            m.duplicates.inc();
+            None
+        }
+        Outcome::Stale => {
+            m.stale.inc();
+            None
+        }
         Outcome::BeyondHorizon { day } => {
             m.beyond_horizon.inc();
-            let detail = format!(
+            Some(format!(
                 "counts for {}, more than {} days before the partition's day (newest message timestamp)",
-                dvc_pulse_rollup::fact::day_date(day),
+                dvc_pulse_window::fact::day_date(day),
                 worker.cfg.horizon_days
-            );
-            pending.push(dead_letter(
-                Reason::BeyondHorizon,
-                &detail,
-                payload,
-                origin(),
-                now,
-                Some(&event.dossier_id),
-            ));
+            ))
         }
     }
-    o.state.next_offset = off + 1;
-    o.state.generation += 1;
-    Ok(true)
 }
 
 fn dead_letter(

@@ -21,7 +21,7 @@ pub enum WorkerError {
     Store(#[from] dvc_pulse_store::StoreError),
     /// The window core failed.
     #[error(transparent)]
-    Rollup(#[from] dvc_pulse_rollup::RollupError),
+    Window(#[from] dvc_pulse_window::WindowError),
     /// Publishing dead letters failed.
     #[error(transparent)]
     Sink(#[from] dvc_pulse_kafka::KafkaClientError),
@@ -41,7 +41,7 @@ impl WorkerError {
         use datafusion::error::DataFusionError;
         let engine = match self {
             WorkerError::Store(dvc_pulse_store::StoreError::Query { source, .. }) => source,
-            WorkerError::Rollup(dvc_pulse_rollup::RollupError::Engine(e)) => e,
+            WorkerError::Window(dvc_pulse_window::WindowError::Engine(e)) => e,
             _ => return false,
         };
         matches!(engine.find_root(), DataFusionError::ResourcesExhausted(_))

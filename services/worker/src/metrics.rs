@@ -73,6 +73,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric in a fresh registry.
+    // Long only because it lists every metric once, each with its help text.
     pub fn new() -> Self {
         let registry = Registry::new();
         let o = |name: &str, help: &str| {

@@ -11,7 +11,10 @@ use crate::worker::Worker;
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::reference::Programme;
-use dvc_pulse_rollup::{GroupKey, WindowQuery, WindowRow, window_from_buckets};
+use dvc_pulse_window::measure::Gauge;
+use dvc_pulse_window::{
+    Counts, GroupKey, MEASURES, Measure, WindowQuery, WindowRow, window_from_buckets,
+};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ use std::time::Duration;
 #[serde(deny_unknown_fields, default)]
 pub struct WindowMetricsConfig {
     /// Recompute the gauges this often.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dvc_pulse_model::settings::duration")]
     pub refresh: Duration,
     /// Minimum 30-day volume before a low online rate alerts (exported for the rules).
     pub min_volume: u64,
@@ -116,14 +119,12 @@ fn service_label(reference: &Reference, r: &WindowRow) -> Option<String> {
 }
 
 /// The service rows' label values (service, name, essential, programme, province, its
-/// name) with their counters (received online, in person, by post; finished on time,
-/// overdue, without due date; pending within, overdue), services outside the catalogue
-/// summed per province.
+/// name) with their counts, services outside the catalogue summed per province.
 fn by_catalogue_service(
     reference: &Reference,
     rows: &[WindowRow],
-) -> BTreeMap<[String; 6], [i64; 8]> {
-    let mut out: BTreeMap<[String; 6], [i64; 8]> = BTreeMap::new();
+) -> BTreeMap<[String; 6], Counts> {
+    let mut out: BTreeMap<[String; 6], Counts> = BTreeMap::new();
     for r in rows {
         let (province, province_name) = (key(r, "province_code"), key(r, "province_name"));
         let labels = match service_label(reference, r) {
@@ -144,23 +145,20 @@ fn by_catalogue_service(
                 province_name,
             ],
         };
-        let c = &r.counts;
-        let add = [
-            c.online,
-            c.in_person,
-            c.postal,
-            c.on_time,
-            c.overdue,
-            c.finished_no_due,
-            c.pending_within,
-            c.pending_overdue,
-        ];
-        let sum = out.entry(labels).or_default();
-        for (a, v) in sum.iter_mut().zip(add) {
-            *a += v;
-        }
+        out.entry(labels).or_default().add(&r.counts);
     }
     out
+}
+
+/// The received-by-channel measures, with their `channel` label values.
+fn channels() -> Vec<(Measure, &'static str)> {
+    MEASURES
+        .iter()
+        .filter_map(|d| match d.gauge {
+            Some(Gauge::Received(ch)) => Some((d.measure, ch)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl WindowMetrics {
@@ -177,121 +175,12 @@ impl WindowMetrics {
         service_rows: &[WindowRow],
         commune_rows: Option<&[WindowRow]>,
     ) -> Vec<MetricFamily> {
-        use labels::*;
         let reg = Registry::new();
-        let base = [
-            SERVICE,
-            SERVICE_NAME,
-            ESSENTIAL,
-            PROGRAMME,
-            PROVINCE,
-            PROVINCE_NAME,
-        ];
-        let with = |extra: &'static str| base.iter().copied().chain([extra]).collect::<Vec<_>>();
-        let received = gauge(
-            &reg,
-            NAMES[0],
-            "Dossiers received in the 30 days ending today (ICT), by channel; this worker's partitions.",
-            &with(CHANNEL),
-        );
-        let finished = gauge(
-            &reg,
-            NAMES[1],
-            "Dossiers finished in the 30 days ending today, by timeliness; this worker's partitions.",
-            &with(TIMELINESS),
-        );
-        let pending = gauge(
-            &reg,
-            NAMES[2],
-            "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.",
-            &with(STATE),
-        );
-        for (b, c) in by_catalogue_service(reference, service_rows) {
-            let l = |x: &'static str| b.iter().map(String::as_str).chain([x]).collect::<Vec<_>>();
-            // Every channel, zeros included, so a rate of 0% is a rate and not a gap.
-            let [
-                online,
-                in_person,
-                postal,
-                on_time,
-                overdue,
-                no_due,
-                within,
-                late,
-            ] = c;
-            received.with_label_values(&l("online")).set(online);
-            received.with_label_values(&l("in_person")).set(in_person);
-            received.with_label_values(&l("postal")).set(postal);
-            finished.with_label_values(&l("on_time")).set(on_time);
-            finished.with_label_values(&l("overdue")).set(overdue);
-            finished.with_label_values(&l("no_due")).set(no_due);
-            pending.with_label_values(&l("within")).set(within);
-            pending.with_label_values(&l("overdue")).set(late);
-        }
+        service_gauges(&reg, reference, service_rows);
         if let Some(rows) = commune_rows {
-            let g = gauge(
-                &reg,
-                NAMES[3],
-                "Dossiers received in the 30 days ending today per commune, by channel (largest communes within the series budget; the rest as commune=\"other\").",
-                &[SERVICE, PROVINCE, COMMUNE, COMMUNE_NAME, CHANNEL],
-            );
-            let mut rows: Vec<&WindowRow> = rows.iter().filter(|r| r.counts.total > 0).collect();
-            rows.sort_by_key(|r| std::cmp::Reverse(r.counts.total));
-            let per_row = 3;
-            let mut other: BTreeMap<(String, String), [i64; 3]> = BTreeMap::new();
-            let mut used = 0;
-            for r in rows {
-                let svc = service_label(reference, r).unwrap_or_else(|| OTHER_SERVICE.into());
-                let prov = key(r, "province_code");
-                let c = [r.counts.online, r.counts.in_person, r.counts.postal];
-                // Keep room for one "other" row per (service, province).
-                if used + per_row + other.len() * per_row + per_row <= cfg.commune_series_budget {
-                    let (code, name) = (key(r, "commune_code"), key(r, "commune_name"));
-                    for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
-                        g.with_label_values(&[
-                            svc.as_str(),
-                            prov.as_str(),
-                            code.as_str(),
-                            name.as_str(),
-                            ch,
-                        ])
-                        .set(v);
-                    }
-                    used += per_row;
-                } else {
-                    let o = other.entry((svc, prov)).or_default();
-                    for (a, v) in o.iter_mut().zip(c) {
-                        *a += v;
-                    }
-                }
-            }
-            for ((svc, prov), c) in other {
-                for (ch, v) in ["online", "in_person", "postal"].iter().zip(c) {
-                    g.with_label_values(&[svc.as_str(), prov.as_str(), "other", "", ch])
-                        .set(v);
-                }
-            }
+            commune_gauges(&reg, reference, cfg.commune_series_budget, rows);
         }
-        let info = gauge(
-            &reg,
-            NAMES[4],
-            "1 for every service of the catalogue.",
-            &[SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, AGENCY],
-        );
-        for s in reference.services.services() {
-            let programme = match s.programme {
-                Programme::Da06 => "DA06",
-                Programme::Qd422 => "QD422",
-            };
-            info.with_label_values(&[
-                s.id.as_str(),
-                s.short_name_vi.as_str(),
-                "true",
-                programme,
-                s.agency.as_str(),
-            ])
-            .set(1);
-        }
+        info_gauges(&reg, reference);
         let guard = prometheus::IntGauge::new(
             NAMES[5],
             "Minimum 30-day volume before a low online rate alerts.",
@@ -332,10 +221,126 @@ impl WindowMetrics {
     }
 }
 
+/// Received, finished and pending gauges per catalogue service and province: every
+/// measure the measure table gives a gauge, zeros included, so a rate of 0% is a rate
+/// and not a gap.
+fn service_gauges(reg: &Registry, reference: &Reference, rows: &[WindowRow]) {
+    use labels::*;
+    let base = [
+        SERVICE,
+        SERVICE_NAME,
+        ESSENTIAL,
+        PROGRAMME,
+        PROVINCE,
+        PROVINCE_NAME,
+    ];
+    let with = |extra: &'static str| base.iter().copied().chain([extra]).collect::<Vec<_>>();
+    let received = gauge(
+        reg,
+        NAMES[0],
+        "Dossiers received in the 30 days ending today (ICT), by channel; this worker's partitions.",
+        &with(CHANNEL),
+    );
+    let finished = gauge(
+        reg,
+        NAMES[1],
+        "Dossiers finished in the 30 days ending today, by timeliness; this worker's partitions.",
+        &with(TIMELINESS),
+    );
+    let pending = gauge(
+        reg,
+        NAMES[2],
+        "Dossiers pending at the end of today, within or past their deadline; this worker's partitions.",
+        &with(STATE),
+    );
+    for (b, c) in by_catalogue_service(reference, rows) {
+        for d in &MEASURES {
+            let (family, label) = match d.gauge {
+                Some(Gauge::Received(l)) => (&received, l),
+                Some(Gauge::Finished(l)) => (&finished, l),
+                Some(Gauge::Pending(l)) => (&pending, l),
+                None => continue,
+            };
+            let values: Vec<&str> = b.iter().map(String::as_str).chain([label]).collect();
+            family.with_label_values(&values).set(c.get(d.measure));
+        }
+    }
+}
+
+/// Received by channel per commune, the largest communes first within `budget` series;
+/// the rest summed per (service, province) into `commune="other"`.
+fn commune_gauges(reg: &Registry, reference: &Reference, budget: usize, rows: &[WindowRow]) {
+    use labels::*;
+    let g = gauge(
+        reg,
+        NAMES[3],
+        "Dossiers received in the 30 days ending today per commune, by channel (largest communes within the series budget; the rest as commune=\"other\").",
+        &[SERVICE, PROVINCE, COMMUNE, COMMUNE_NAME, CHANNEL],
+    );
+    let total = |r: &WindowRow| r.counts.get(Measure::Total);
+    let mut rows: Vec<&WindowRow> = rows.iter().filter(|r| total(r) > 0).collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(total(r)));
+    let channels = channels();
+    let per_row = channels.len();
+    let mut other: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let mut used = 0;
+    for r in rows {
+        let svc = service_label(reference, r).unwrap_or_else(|| OTHER_SERVICE.into());
+        let prov = key(r, "province_code");
+        // Keep room for one "other" row per (service, province).
+        if used + per_row + other.len() * per_row + per_row <= budget {
+            let (code, name) = (key(r, "commune_code"), key(r, "commune_name"));
+            for (m, ch) in &channels {
+                g.with_label_values(&[
+                    svc.as_str(),
+                    prov.as_str(),
+                    code.as_str(),
+                    name.as_str(),
+                    ch,
+                ])
+                .set(r.counts.get(*m));
+            }
+            used += per_row;
+        } else {
+            other.entry((svc, prov)).or_default().add(&r.counts);
+        }
+    }
+    for ((svc, prov), c) in other {
+        for (m, ch) in &channels {
+            g.with_label_values(&[svc.as_str(), prov.as_str(), "other", "", ch])
+                .set(c.get(*m));
+        }
+    }
+}
+
+/// `dvc_pulse_service_info`: 1 for every service of the catalogue.
+fn info_gauges(reg: &Registry, reference: &Reference) {
+    use labels::*;
+    let info = gauge(
+        reg,
+        NAMES[4],
+        "1 for every service of the catalogue.",
+        &[SERVICE, SERVICE_NAME, ESSENTIAL, PROGRAMME, AGENCY],
+    );
+    for s in reference.services.services() {
+        let programme = match s.programme {
+            Programme::Da06 => "DA06",
+            Programme::Qd422 => "QD422",
+        };
+        info.with_label_values(&[
+            s.id.as_str(),
+            s.short_name_vi.as_str(),
+            "true",
+            programme,
+            s.agency.as_str(),
+        ])
+        .set(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dvc_pulse_rollup::Counts;
     use serde_json::Value;
 
     fn row(service: &str, province: &str, commune: &str, online: i64, in_person: i64) -> WindowRow {
@@ -351,11 +356,12 @@ mod tests {
                 ("commune_code", s(commune)),
                 ("commune_name", s(&format!("Xã {commune}"))),
             ],
-            counts: Counts {
-                total: online + in_person,
-                online,
-                in_person,
-                ..Counts::default()
+            counts: {
+                let mut c = Counts::default();
+                c.set(Measure::Total, online + in_person);
+                c.set(Measure::Online, online);
+                c.set(Measure::InPerson, in_person);
+                c
             },
         }
     }

@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::{Clock, format_ts, ict};
-use dvc_pulse_rollup::changes::{ChangeItem, format_ms};
-use dvc_pulse_rollup::outbox::{Committed, Outbox};
-use dvc_pulse_rollup::{
-    Counts, Dims, PartitionState, RollupError, SeriesTable, WindowQuery, WindowTable, series_in,
+use dvc_pulse_store::{Store, StoreError, StoreOptions, View};
+use dvc_pulse_window::changes::{ChangeItem, format_ms};
+use dvc_pulse_window::outbox::{Committed, Outbox};
+use dvc_pulse_window::{
+    Counts, Dims, PartitionState, SeriesTable, WindowError, WindowQuery, WindowTable, series_in,
     window_in,
 };
-use dvc_pulse_store::{Store, StoreError, StoreOptions, View};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -306,7 +306,7 @@ impl Worker {
             .await
             .map_err(|e| match e {
                 StoreError::BeforeHistory { history_from } => {
-                    WorkerError::Rollup(RollupError::InvalidQuery {
+                    WorkerError::Window(WindowError::InvalidQuery {
                         code: "as_of_before_history",
                         detail: format!(
                             "history is kept from {history_from} (worker.history_days = {})",

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use dvc_pulse_testkit::Fixture;
+use dvc_pulse_devkit::fixture::Fixture;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
