@@ -3,7 +3,18 @@
 
 use crate::event::{Timestamp, ict};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone};
-use unicode_normalization::UnicodeNormalization;
+use std::borrow::Cow;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+
+/// `s` in NFC, borrowed when it already is: ASCII, or text the Unicode quick check
+/// proves normalised (most portal text), skips the normalisation entirely.
+pub fn nfc(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.nfc().collect())
+    }
+}
 
 /// Trims and converts to NFC. Returns `None` for text that is empty after trimming.
 pub fn text(s: &str) -> Option<String> {
@@ -12,14 +23,14 @@ pub fn text(s: &str) -> Option<String> {
         return None;
     }
     // NFC first: an NFD string may end in a combining mark that trim must not split.
-    let nfc: String = t.nfc().collect();
+    let nfc = nfc(t);
     let nfc = nfc.trim();
     (!nfc.is_empty()).then(|| nfc.to_string())
 }
 
 /// A code: trimmed, NFC, with inner white space removed (`"1. 001193"` → `"1.001193"`).
 pub fn code(s: &str) -> Option<String> {
-    let t: String = s.nfc().filter(|c| !c.is_whitespace()).collect();
+    let t: String = nfc(s).chars().filter(|c| !c.is_whitespace()).collect();
     (!t.is_empty()).then_some(t)
 }
 
@@ -168,6 +179,27 @@ mod tests {
         ] {
             assert!(datetime(s).is_none(), "{s:?} should not parse");
         }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_full_normalisation() {
+        for s in [
+            "Hồ sơ",
+            "Ho so",
+            "Thành Hải",
+            "Phường 1",
+            "\u{1ea0}",
+            "a\u{0301}",
+            "Ha\u{0300}\u{0323}",
+        ] {
+            let full: String = s.nfc().collect();
+            assert_eq!(nfc(s), full, "{s:?}");
+            assert_eq!(nfc(&nfd(s)), full, "{s:?} from NFD");
+        }
+        assert!(
+            matches!(nfc("Thành Hải"), Cow::Borrowed(_)),
+            "NFC text is not copied"
+        );
     }
 
     #[test]
