@@ -7,12 +7,10 @@ use crate::error::AppError;
 use crate::gateway::validator;
 use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_ingest::import::{ImportOptions, read_file};
-use dvc_pulse_model::Reference;
 use dvc_pulse_model::event::ict;
+use dvc_pulse_model::{Parsed, Reference, Validator};
 use dvc_pulse_window::fact::day_number;
-use dvc_pulse_window::{
-    Dims, EventsBuilder, WindowQuery, WindowTable, content_hash, window_from_events,
-};
+use dvc_pulse_window::{Dims, EventsBuilder, WindowQuery, WindowTable, window_from_events};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,7 +52,7 @@ pub async fn from_file(
     let (mut rx, reader, total) = read_file(
         path,
         &ImportOptions {
-            batch_size: 5000,
+            batch_size: 16_384,
             skip_before: 0,
         },
     )?;
@@ -63,12 +61,12 @@ pub async fn from_file(
     let mut summary = InputSummary::default();
     while let Some(batch) = rx.recv().await {
         let (records, read) = batch?;
-        for (_, raw) in records {
+        for parsed in parse_in_parallel(&v, &records, now) {
             summary.records += 1;
-            match v.parse_record(&raw, now) {
+            match parsed {
                 Ok(e) => {
                     summary.accepted += 1;
-                    builder.push(&e, content_hash(&e.to_canonical_json()));
+                    builder.push(&e);
                 }
                 Err(r) => {
                     *summary
@@ -91,6 +89,39 @@ pub async fn from_file(
     Ok(FileSnapshot {
         table,
         input: summary,
+    })
+}
+
+/// Parses a batch of records on every core, in contiguous slices; the results come back
+/// in input order (which decides ties between versions).
+fn parse_in_parallel(
+    v: &Validator,
+    records: &[(usize, Vec<u8>)],
+    now: DateTime<Utc>,
+) -> Vec<Parsed> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slice = records.len().div_ceil(cores).max(1024);
+    if records.len() <= slice {
+        return records
+            .iter()
+            .map(|(_, raw)| v.parse_record(raw, now))
+            .collect();
+    }
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records
+            .chunks(slice)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(_, raw)| v.parse_record(raw, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a parser thread panicked"))
+            .collect()
     })
 }
 

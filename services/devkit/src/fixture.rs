@@ -270,7 +270,7 @@ pub fn oracle(
     let mut b = dvc_pulse_window::EventsBuilder::default();
     for (_, bytes) in messages {
         let e: dvc_pulse_model::DossierEvent = serde_json::from_slice(bytes).expect("canonical");
-        b.push(&e, dvc_pulse_window::content_hash(bytes));
+        b.push(&e);
     }
     let batch = b.finish();
     // On a thread of its own, so async tests can call it too.

@@ -29,7 +29,6 @@ pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("due_at", ts(), true),
         Field::new("finished_at", ts(), true),
         Field::new("updated_at", ts(), false),
-        Field::new("content", DataType::UInt64, false),
         Field::new("seq", DataType::UInt64, false),
     ]))
 });
@@ -48,15 +47,15 @@ pub struct EventsBuilder {
     due: TimestampMicrosecondBuilder,
     finished: TimestampMicrosecondBuilder,
     updated: TimestampMicrosecondBuilder,
-    content: UInt64Builder,
     seq: UInt64Builder,
     rows: usize,
     pushed: u64,
 }
 
 impl EventsBuilder {
-    /// Adds one version with its [`crate::state::content_hash`].
-    pub fn push(&mut self, e: &DossierEvent, content: u64) {
+    /// Adds one version. (No content hash: the batch query never needs one, as the
+    /// latest version is picked by `updated_at`, status and input order.)
+    pub fn push(&mut self, e: &DossierEvent) {
         let us = |t: &Option<dvc_pulse_model::event::Timestamp>| t.map(|t| t.timestamp_micros());
         self.id.append_value(&e.dossier_id);
         self.procedure.append_value(&e.procedure_code);
@@ -68,7 +67,6 @@ impl EventsBuilder {
         self.due.append_option(us(&e.due_at));
         self.finished.append_option(us(&e.finished_at));
         self.updated.append_value(e.updated_at.timestamp_micros());
-        self.content.append_value(content);
         self.seq.append_value(self.pushed);
         self.pushed += 1;
         self.rows += 1;
@@ -98,7 +96,6 @@ impl EventsBuilder {
             Arc::new(self.due.finish()),
             Arc::new(self.finished.finish()),
             Arc::new(self.updated.finish()),
-            Arc::new(self.content.finish()),
             Arc::new(self.seq.finish()),
         ];
         RecordBatch::try_new(EVENTS_SCHEMA.clone(), cols).expect("events columns match")

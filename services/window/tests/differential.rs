@@ -118,7 +118,7 @@ proptest! {
             let content = content_hash(&bytes);
             let p = dvc_pulse_window::dossier_key(&e.dossier_id)[0] as usize % partitions;
             let outcome = states[p].apply(e, content, today, horizon);
-            builder.push(e, content);
+            builder.push(e);
             let negative = matches!(outcome, Outcome::Applied { lateness_days, .. } if lateness_days < 0);
             prop_assert!(!negative, "lateness is never negative");
         }
