@@ -464,7 +464,7 @@ fn fold(
             if replaced {
                 m.retractions.inc();
             }
-            m.late.with_label_values(&[band(lateness_days)]).inc();
+            m.late[band(lateness_days)].inc();
             m.newest_event_seconds
                 .set(o.state.newest_event_us / 1_000_000);
             None

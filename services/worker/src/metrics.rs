@@ -20,12 +20,12 @@ pub const LATENESS_BANDS: [(i32, &str); 5] = [
     (i32::MAX, "90d+"),
 ];
 
-/// The band of a lateness in days.
-pub fn band(days: i32) -> &'static str {
+/// The index in [`LATENESS_BANDS`] of a lateness in days.
+pub fn band(days: i32) -> usize {
     LATENESS_BANDS
         .iter()
-        .find(|(max, _)| days < *max)
-        .map_or("90d+", |(_, b)| b)
+        .position(|(max, _)| days < *max)
+        .unwrap_or(LATENESS_BANDS.len() - 1)
 }
 
 /// Every counter a worker exports.
@@ -43,8 +43,9 @@ pub struct Metrics {
     pub stale: IntCounter,
     /// Older versions retracted by a newer one.
     pub retractions: IntCounter,
-    /// Applied versions by lateness band.
-    pub late: IntCounterVec,
+    /// Applied versions by lateness band, one handle per band of [`LATENESS_BANDS`]
+    /// (resolved once: the hot path never looks a label up).
+    pub late: [IntCounter; LATENESS_BANDS.len()],
     /// Versions beyond the horizon (dead-lettered).
     pub beyond_horizon: IntCounter,
     /// Messages on the events topic that are not valid events (dead-lettered).
@@ -150,11 +151,14 @@ impl Metrics {
                 "retracted_versions_total",
                 "Older versions retracted by a newer one.",
             ),
-            late: counter_vec(
-                "late_versions_total",
-                "Applied versions by lateness band (days after the day they count for).",
-                LABEL_BAND,
-            ),
+            late: {
+                let vec = counter_vec(
+                    "late_versions_total",
+                    "Applied versions by lateness band (days after the day they count for).",
+                    LABEL_BAND,
+                );
+                LATENESS_BANDS.map(|(_, b)| vec.with_label_values(&[b]))
+            },
             beyond_horizon: counter(
                 "beyond_horizon_versions_total",
                 "Versions older than the horizon, dead-lettered.",
