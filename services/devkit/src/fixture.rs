@@ -159,7 +159,7 @@ pub fn read_topic(
     deadline: Duration,
 ) -> Vec<Record> {
     let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", "testkit-reader")
+        .set("group.id", "devkit-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()

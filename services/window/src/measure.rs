@@ -102,92 +102,21 @@ const fn def(
 use Counter as C;
 use Measure as M;
 
-/// Every measure, indexed by `Measure as usize`.
+/// Every measure, indexed by `Measure as usize`: measure, name, Vietnamese title, rule, gauge.
+#[rustfmt::skip]
 pub const MEASURES: [MeasureDef; 12] = [
-    def(
-        M::Total,
-        "total",
-        "Tổng số hồ sơ",
-        Rule::Flow(C::Received),
-        None,
-    ),
-    def(
-        M::Online,
-        "online",
-        "Trực tuyến",
-        Rule::Flow(C::Online),
-        Some(Gauge::Received("online")),
-    ),
-    def(
-        M::InPerson,
-        "in_person",
-        "Trực tiếp",
-        Rule::Flow(C::InPerson),
-        Some(Gauge::Received("in_person")),
-    ),
-    def(
-        M::Postal,
-        "postal",
-        "Bưu chính",
-        Rule::Flow(C::Postal),
-        Some(Gauge::Received("postal")),
-    ),
-    def(
-        M::OnlineRate,
-        "online_rate",
-        "Tỷ lệ trực tuyến (%)",
-        Rule::Percent(M::Online, M::Total),
-        None,
-    ),
-    def(
-        M::Finished,
-        "finished",
-        "Đã giải quyết",
-        Rule::Flow(C::Finished),
-        None,
-    ),
-    def(
-        M::OnTime,
-        "on_time",
-        "Đúng hạn",
-        Rule::Flow(C::OnTime),
-        Some(Gauge::Finished("on_time")),
-    ),
-    def(
-        M::Overdue,
-        "overdue",
-        "Quá hạn",
-        Rule::Flow(C::Overdue),
-        Some(Gauge::Finished("overdue")),
-    ),
-    def(
-        M::FinishedNoDue,
-        "finished_no_due",
-        "Không có hạn",
-        Rule::Flow(C::FinishedNoDue),
-        Some(Gauge::Finished("no_due")),
-    ),
-    def(
-        M::Pending,
-        "pending",
-        "Đang giải quyết",
-        Rule::Stock(C::PendingOpen, C::PendingClose),
-        None,
-    ),
-    def(
-        M::PendingWithin,
-        "pending_within",
-        "Đang giải quyết trong hạn",
-        Rule::Difference(M::Pending, M::PendingOverdue),
-        Some(Gauge::Pending("within")),
-    ),
-    def(
-        M::PendingOverdue,
-        "pending_overdue",
-        "Đang giải quyết quá hạn",
-        Rule::Stock(C::OverdueOpen, C::OverdueClose),
-        Some(Gauge::Pending("overdue")),
-    ),
+    def(M::Total, "total", "Tổng số hồ sơ", Rule::Flow(C::Received), None),
+    def(M::Online, "online", "Trực tuyến", Rule::Flow(C::Online), Some(Gauge::Received("online"))),
+    def(M::InPerson, "in_person", "Trực tiếp", Rule::Flow(C::InPerson), Some(Gauge::Received("in_person"))),
+    def(M::Postal, "postal", "Bưu chính", Rule::Flow(C::Postal), Some(Gauge::Received("postal"))),
+    def(M::OnlineRate, "online_rate", "Tỷ lệ trực tuyến (%)", Rule::Percent(M::Online, M::Total), None),
+    def(M::Finished, "finished", "Đã giải quyết", Rule::Flow(C::Finished), None),
+    def(M::OnTime, "on_time", "Đúng hạn", Rule::Flow(C::OnTime), Some(Gauge::Finished("on_time"))),
+    def(M::Overdue, "overdue", "Quá hạn", Rule::Flow(C::Overdue), Some(Gauge::Finished("overdue"))),
+    def(M::FinishedNoDue, "finished_no_due", "Không có hạn", Rule::Flow(C::FinishedNoDue), Some(Gauge::Finished("no_due"))),
+    def(M::Pending, "pending", "Đang giải quyết", Rule::Stock(C::PendingOpen, C::PendingClose), None),
+    def(M::PendingWithin, "pending_within", "Đang giải quyết trong hạn", Rule::Difference(M::Pending, M::PendingOverdue), Some(Gauge::Pending("within"))),
+    def(M::PendingOverdue, "pending_overdue", "Đang giải quyết quá hạn", Rule::Stock(C::OverdueOpen, C::OverdueClose), Some(Gauge::Pending("overdue"))),
 ];
 
 impl Measure {
