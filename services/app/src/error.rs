@@ -49,3 +49,14 @@ pub enum AppError {
         source: std::io::Error,
     },
 }
+
+/// Waits for an HTTP server task listening on `addr` to end, and says how it ended.
+pub(crate) async fn server_ended(
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    addr: std::net::SocketAddr,
+) -> Result<(), AppError> {
+    task.await?.map_err(|source| AppError::Io {
+        path: addr.to_string(),
+        source,
+    })
+}

@@ -27,13 +27,7 @@ impl RunningGateway {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        self.task
-            .await
-            .map_err(AppError::Task)?
-            .map_err(|source| AppError::Io {
-                path: self.addr.to_string(),
-                source,
-            })
+        crate::error::server_ended(self.task, self.addr).await
     }
 }
 

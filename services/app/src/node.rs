@@ -37,13 +37,7 @@ impl RunningWorker {
             let _ = m.await;
         }
         let _ = self.refresh.await;
-        self.serve
-            .await
-            .map_err(AppError::Task)?
-            .map_err(|source| AppError::Io {
-                path: self.addr.to_string(),
-                source,
-            })
+        crate::error::server_ended(self.serve, self.addr).await
     }
 
     /// Ends the worker the way a crash would: no last checkpoint, no goodbye.
