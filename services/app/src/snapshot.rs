@@ -1,6 +1,8 @@
 //! `dvc-pulse snapshot --input`: a window straight from an export of events, with
-//! DataFusion and no Kafka. Lines go through the gateway's validation; the latest version
-//! of each dossier is picked in SQL. The worker's windows must equal this.
+//! DataFusion and no Kafka. Lines go through the gateway's validation on every core; the
+//! latest version of each dossier is folded in input order ([`LatestVersions`], the rule
+//! of the batch SQL), and the window is computed over those in SQL. The worker's windows
+//! must equal this.
 
 use crate::config::Config;
 use crate::error::AppError;
@@ -10,7 +12,7 @@ use dvc_pulse_ingest::import::{ImportOptions, read_file};
 use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{Parsed, Reference, Validator};
 use dvc_pulse_window::fact::day_number;
-use dvc_pulse_window::{Dims, EventsBuilder, WindowQuery, WindowTable, window_from_events};
+use dvc_pulse_window::{Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,8 +58,9 @@ pub async fn from_file(
             skip_before: 0,
         },
     )?;
-    let mut builder = EventsBuilder::default();
-    let mut batches = Vec::new();
+    let today: NaiveDate = now.with_timezone(&ict()).date_naive();
+    let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
+    let mut latest = LatestVersions::new(cutoff);
     let mut summary = InputSummary::default();
     while let Some(batch) = rx.recv().await {
         let (records, read) = batch?;
@@ -66,7 +69,7 @@ pub async fn from_file(
             match parsed {
                 Ok(e) => {
                     summary.accepted += 1;
-                    builder.push(&e);
+                    latest.push(e);
                 }
                 Err(r) => {
                     *summary
@@ -76,16 +79,10 @@ pub async fn from_file(
                 }
             }
         }
-        if builder.len() >= 65_536 {
-            batches.push(builder.finish());
-        }
         progress(read, total);
     }
     reader.await?;
-    batches.push(builder.finish());
-    let today: NaiveDate = now.with_timezone(&ict()).date_naive();
-    let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
-    let table = window_from_events(&dims, batches, q, cutoff).await?;
+    let table = window_from_latest(&dims, latest.into_batches(), q).await?;
     Ok(FileSnapshot {
         table,
         input: summary,

@@ -6,10 +6,10 @@
 
 use crate::event::{Channel, DossierEvent, Status};
 use crate::normalize;
-use crate::parse::{date, scalar_text};
+use crate::parse::{Norm, Record, Scalar, date};
 use crate::reason::{Reason, Rejection};
 use crate::reference::Reference;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The DVCQG fields the adapter reads; the allow-list of dead-lettered payloads.
 pub const MAPPED_FIELDS: [&str; 11] = [
@@ -29,8 +29,8 @@ pub const MAPPED_FIELDS: [&str; 11] = [
 ];
 
 /// True when a JSON object is a DVCQG record rather than a canonical one.
-pub fn is_dvcqg(m: &Map<String, Value>) -> bool {
-    m.contains_key("MaHoSo")
+pub(crate) fn is_dvcqg(m: &Record) -> bool {
+    m.get("MaHoSo").is_some()
 }
 
 /// Maps a DVCQG record to a canonical event (cross-field rules are checked by the caller).
@@ -39,20 +39,22 @@ pub fn is_dvcqg(m: &Map<String, Value>) -> bool {
 /// received and finished times: deterministic, so a redelivery is byte-identical, and a
 /// status change with the same dates is ordered by the later status.
 // Long only because it maps the DVCQG fields one by one, in the record's order.
-pub fn to_event(m: &Map<String, Value>, reference: &Reference) -> Result<DossierEvent, Rejection> {
-    let text =
-        |f: &'static str, norm: fn(&str) -> Option<String>| -> Result<Option<String>, Rejection> {
-            match m.get(f) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => scalar_text(v).map(|s| norm(&s)).ok_or_else(|| {
+pub(crate) fn to_event(m: &Record, reference: &Reference) -> Result<DossierEvent, Rejection> {
+    let text = |f: &'static str, norm: Norm| -> Result<Option<String>, Rejection> {
+        match m.get(f) {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(v) => v
+                .text()
+                .map(|s| norm(&s).map(Cow::into_owned))
+                .ok_or_else(|| {
                     Rejection::field(
                         Reason::InvalidField,
                         f,
                         format!("{f} must be text or a number"),
                     )
                 }),
-            }
-        };
+        }
+    };
     let dossier_id = text("MaHoSo", normalize::code)?
         .ok_or_else(|| Rejection::field(Reason::MissingField, "MaHoSo", "MaHoSo is required"))?;
     let procedure_code = text("MaTTHC", normalize::procedure_code)?
@@ -89,10 +91,10 @@ pub fn to_event(m: &Map<String, Value>, reference: &Reference) -> Result<Dossier
         })?;
     // Dates may come as numbers (`20240605083000`); read them as text first.
     let when = |f: &'static str, end_of_day: bool| -> Result<_, Rejection> {
-        let mut one = Map::new();
-        if let Some(s) = text(f, normalize::code_keep_space)? {
-            one.insert(f.to_string(), Value::String(s));
-        }
+        let one = match text(f, normalize::code_keep_space)? {
+            Some(s) => Record::one(f, Cow::Owned(s)),
+            None => Record::default(),
+        };
         date(&one, f, end_of_day)
     };
     let received_at = when("NgayTiepNhan", false)?;

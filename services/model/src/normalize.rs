@@ -17,28 +17,41 @@ pub fn nfc(s: &str) -> Cow<'_, str> {
 }
 
 /// Trims and converts to NFC. Returns `None` for text that is empty after trimming.
-pub fn text(s: &str) -> Option<String> {
+/// Borrowed when the trimmed text already is NFC.
+pub fn text(s: &str) -> Option<Cow<'_, str>> {
     let t = s.trim();
     if t.is_empty() {
         return None;
     }
     // NFC first: an NFD string may end in a combining mark that trim must not split.
-    let nfc = nfc(t);
-    let nfc = nfc.trim();
-    (!nfc.is_empty()).then(|| nfc.to_string())
+    match nfc(t) {
+        Cow::Borrowed(b) => Some(Cow::Borrowed(b.trim())).filter(|b| !b.is_empty()),
+        Cow::Owned(o) => {
+            let o = o.trim();
+            (!o.is_empty()).then(|| Cow::Owned(o.to_string()))
+        }
+    }
 }
 
 /// A code: trimmed, NFC, with inner white space removed (`"1. 001193"` → `"1.001193"`).
-pub fn code(s: &str) -> Option<String> {
-    let t: String = nfc(s).chars().filter(|c| !c.is_whitespace()).collect();
-    (!t.is_empty()).then_some(t)
+/// Borrowed when there was nothing to change.
+pub fn code(s: &str) -> Option<Cow<'_, str>> {
+    let n = nfc(s);
+    if n.is_empty() {
+        return None;
+    }
+    if !n.chars().any(char::is_whitespace) {
+        return Some(n);
+    }
+    let t: String = n.chars().filter(|c| !c.is_whitespace()).collect();
+    (!t.is_empty()).then_some(Cow::Owned(t))
 }
 
 /// A national procedure code. Systems drop the dot: `1001193` becomes `1.001193`.
-pub fn procedure_code(s: &str) -> Option<String> {
+pub fn procedure_code(s: &str) -> Option<Cow<'_, str>> {
     let c = code(s)?;
     if c.len() == 7 && c.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(format!("{}.{}", &c[..1], &c[1..]));
+        return Some(Cow::Owned(format!("{}.{}", &c[..1], &c[1..])));
     }
     Some(c)
 }
@@ -101,16 +114,18 @@ fn local(t: NaiveDateTime) -> Option<Timestamp> {
 }
 
 /// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
-pub fn code_keep_space(s: &str) -> Option<String> {
+pub fn code_keep_space(s: &str) -> Option<Cow<'_, str>> {
     let t = s.trim();
-    (!t.is_empty()).then(|| t.to_string())
+    (!t.is_empty()).then_some(Cow::Borrowed(t))
 }
 
 /// True for a date without a time of day (`d/M/yyyy` of any width, `yyyy-MM-dd`).
 pub fn is_bare_date(s: &str) -> bool {
     let s = s.trim();
-    NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
-        || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+    // At most `dd/mm/yyyy`: anything longer carries a time (and skips the two parses).
+    s.len() <= 10
+        && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
+            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
 }
 
 /// Canonical decomposition (NFD), as some source systems store Vietnamese text.

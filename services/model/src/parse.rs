@@ -11,7 +11,11 @@ use crate::reason::{Reason, Rejection};
 use crate::reference::Reference;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
+
+mod record;
+pub(crate) use record::{Record, Scalar};
 use std::time::Duration;
 
 /// The contract's field names, in contract order.
@@ -99,80 +103,78 @@ impl Validator {
     }
 
     /// Parses and validates one record; `now` is the receiving side's clock.
+    ///
+    /// The fast path reads the record once into typed, borrowed fields ([`Record`]);
+    /// a record it cannot read goes through `serde_json::Value` for the precise reason,
+    /// and a rejected one is read again only to redact it for the dead-letter topic.
     pub fn parse_record(&self, raw: &[u8], now: DateTime<Utc>) -> Parsed {
-        let bare = |rejection| {
-            Box::new(Rejected {
-                rejection,
-                shape: None,
-                redacted: None,
-                dossier_id: None,
-            })
-        };
         let text = std::str::from_utf8(raw).map_err(|e| {
             bare(Rejection::record(
                 Reason::InvalidUtf8,
                 format!("invalid UTF-8 at byte {}", e.valid_up_to()),
             ))
         })?;
+        match serde_json::from_str::<Record>(text) {
+            Ok(record) => self
+                .validate(&record, raw.len(), now)
+                .map_err(|(shape, rejection)| rejected(text, shape, rejection)),
+            Err(_) => self.parse_value(text, raw.len(), now),
+        }
+    }
+
+    /// The slow path, through `serde_json::Value`: says why the bytes are not a JSON
+    /// object, and validates one when the typed read refused it anyway.
+    fn parse_value(&self, text: &str, len: usize, now: DateTime<Utc>) -> Parsed {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             bare(Rejection::record(
                 Reason::MalformedJson,
                 format!("not JSON: line {} column {}", e.line(), e.column()),
             ))
         })?;
-        let Value::Object(map) = value else {
+        let Value::Object(map) = &value else {
             return Err(bare(Rejection::record(
                 Reason::NotAnObject,
                 format!("a record must be a JSON object, not {}", kind(&value)),
             )));
         };
-        let shape = if dvcqg::is_dvcqg(&map) {
+        self.validate(&Record::from_map(map), len, now)
+            .map_err(|(shape, rejection)| rejected(text, shape, rejection))
+    }
+
+    /// Validates the fields of one record of `len` bytes.
+    fn validate(
+        &self,
+        record: &Record,
+        len: usize,
+        now: DateTime<Utc>,
+    ) -> Result<DossierEvent, (Shape, Rejection)> {
+        let shape = if dvcqg::is_dvcqg(record) {
             Shape::Dvcqg
         } else {
             Shape::Canonical
         };
-        let result = if raw.len() > self.config.max_record_bytes {
-            Err(Rejection::record(
-                Reason::OversizeRecord,
-                format!(
-                    "{} bytes, over the {}-byte limit",
-                    raw.len(),
-                    self.config.max_record_bytes
+        if len > self.config.max_record_bytes {
+            return Err((
+                shape,
+                Rejection::record(
+                    Reason::OversizeRecord,
+                    format!(
+                        "{len} bytes, over the {}-byte limit",
+                        self.config.max_record_bytes
+                    ),
                 ),
-            ))
-        } else {
-            match shape {
-                Shape::Canonical => self.canonical(&map, now),
-                Shape::Dvcqg => {
-                    dvcqg::to_event(&map, &self.reference).and_then(|e| self.check(e, now))
-                }
+            ));
+        }
+        match shape {
+            Shape::Canonical => self.canonical(record, now),
+            Shape::Dvcqg => {
+                dvcqg::to_event(record, &self.reference).and_then(|e| self.check(e, now))
             }
-        };
-        result.map_err(|rejection| {
-            let redacted = match shape {
-                Shape::Canonical => redact(&map, &CANONICAL_FIELDS),
-                Shape::Dvcqg => redact(&map, &dvcqg::MAPPED_FIELDS),
-            };
-            let id_field = if shape == Shape::Dvcqg {
-                "MaHoSo"
-            } else {
-                "dossier_id"
-            };
-            let dossier_id = redacted.get(id_field).and_then(scalar_text);
-            Box::new(Rejected {
-                rejection,
-                shape: Some(shape),
-                redacted: Some(redacted),
-                dossier_id,
-            })
-        })
+        }
+        .map_err(|r| (shape, r))
     }
 
-    fn canonical(
-        &self,
-        m: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<DossierEvent, Rejection> {
+    fn canonical(&self, m: &Record, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
         let dossier_id = required(m, "dossier_id", normalize::code)?;
         let procedure_code = required(m, "procedure_code", normalize::procedure_code)?;
         let locality_code = required(m, "locality_code", normalize::code)?;
@@ -196,19 +198,19 @@ impl Validator {
             Rejection::field(Reason::MissingField, "updated_at", "updated_at is required")
         })?;
         let event = DossierEvent {
-            dossier_id,
-            procedure_code,
-            procedure_name: optional(m, "procedure_name", normalize::text)?,
-            locality_code,
-            agency: optional(m, "agency", normalize::text)?,
+            dossier_id: dossier_id.into_owned(),
+            procedure_code: procedure_code.into_owned(),
+            procedure_name: owned(optional(m, "procedure_name", normalize::text)?),
+            locality_code: locality_code.into_owned(),
+            agency: owned(optional(m, "agency", normalize::text)?),
             channel,
             status,
             received_at: date(m, "received_at", false)?,
             due_at: date(m, "due_at", true)?,
             finished_at: date(m, "finished_at", true)?,
             updated_at,
-            event_id: optional(m, "event_id", normalize::code)?,
-            source: optional(m, "source", normalize::text)?,
+            event_id: owned(optional(m, "event_id", normalize::code)?),
+            source: owned(optional(m, "source", normalize::text)?),
         };
         self.check(event, now)
     }
@@ -368,14 +370,46 @@ pub fn split_body(body: &[u8]) -> Vec<(usize, Vec<u8>)> {
 }
 
 fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    Scalar::of(v).kind()
+}
+
+fn bare(rejection: Rejection) -> Box<Rejected> {
+    Box::new(Rejected {
+        rejection,
+        shape: None,
+        redacted: None,
+        dossier_id: None,
+    })
+}
+
+/// A rejection with what may travel to the dead-letter topic: the record is read once
+/// more, as a `Value`, to keep its contract (or DVCQG-mapping) fields only.
+fn rejected(text: &str, shape: Shape, rejection: Rejection) -> Box<Rejected> {
+    let map = match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let redacted = match shape {
+        Shape::Canonical => redact(&map, &CANONICAL_FIELDS),
+        Shape::Dvcqg => redact(&map, &dvcqg::MAPPED_FIELDS),
+    };
+    let id_field = match shape {
+        Shape::Dvcqg => "MaHoSo",
+        Shape::Canonical => "dossier_id",
+    };
+    let dossier_id = redacted
+        .get(id_field)
+        .and_then(|v| Scalar::of(v).text().map(Cow::into_owned));
+    Box::new(Rejected {
+        rejection,
+        shape: Some(shape),
+        redacted: Some(redacted),
+        dossier_id,
+    })
+}
+
+fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
+    s.map(Cow::into_owned)
 }
 
 fn redact(m: &Map<String, Value>, keep: &[&str]) -> Map<String, Value> {
@@ -400,39 +434,33 @@ fn redact(m: &Map<String, Value>, keep: &[&str]) -> Map<String, Value> {
         .collect()
 }
 
-/// A string, or a number written as text (DVCQG systems send both).
-pub(crate) fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
+/// A normaliser: trimmed, NFC text (borrowed when nothing changes), `None` when blank.
+pub(crate) type Norm = for<'s> fn(&'s str) -> Option<Cow<'s, str>>;
 
 /// A required string field: absent, null or blank is `missing_field`; not a string is
 /// `invalid_field`.
-pub(crate) fn required(
-    m: &Map<String, Value>,
+pub(crate) fn required<'a>(
+    m: &'a Record,
     f: &'static str,
-    norm: fn(&str) -> Option<String>,
-) -> Result<String, Rejection> {
+    norm: Norm,
+) -> Result<Cow<'a, str>, Rejection> {
     optional(m, f, norm)?
         .ok_or_else(|| Rejection::field(Reason::MissingField, f, format!("{f} is required")))
 }
 
 /// An optional string field; blank counts as absent.
-pub(crate) fn optional(
-    m: &Map<String, Value>,
+pub(crate) fn optional<'a>(
+    m: &'a Record,
     f: &'static str,
-    norm: fn(&str) -> Option<String>,
-) -> Result<Option<String>, Rejection> {
+    norm: Norm,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
     match m.get(f) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(norm(s)),
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Text(s)) => Ok(norm(s)),
         Some(v) => Err(Rejection::field(
             Reason::InvalidField,
             f,
-            format!("{f} must be a string, not {}", kind(v)),
+            format!("{f} must be a string, not {}", v.kind()),
         )),
     }
 }
@@ -441,7 +469,7 @@ pub(crate) fn optional(
 /// or its end for deadlines and completions (`end_of_day`), so a same-day due date or
 /// completion written as a bare date is not "before received".
 pub(crate) fn date(
-    m: &Map<String, Value>,
+    m: &Record,
     f: &'static str,
     end_of_day: bool,
 ) -> Result<Option<Timestamp>, Rejection> {

@@ -4,6 +4,7 @@
 
 use crate::error::ModelError;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -77,9 +78,11 @@ impl Catalogue {
             let codes: Vec<String> = row
                 .procedure_codes
                 .split(';')
-                .filter_map(crate::normalize::procedure_code)
+                .filter_map(|c| crate::normalize::procedure_code(c).map(Cow::into_owned))
                 .collect();
-            let id = crate::normalize::code(&row.id).ok_or_else(|| bad(name, i + 2, "empty id"))?;
+            let id = crate::normalize::code(&row.id)
+                .map(Cow::into_owned)
+                .ok_or_else(|| bad(name, i + 2, "empty id"))?;
             for c in codes.iter().chain(std::iter::once(&id)) {
                 if cat.by_code.insert(c.clone(), cat.services.len()).is_some() {
                     return Err(bad(
@@ -413,7 +416,9 @@ fn bad(name: &str, line: usize, message: &str) -> ModelError {
 }
 
 fn nfc(s: &str) -> String {
-    crate::normalize::text(s).unwrap_or_default()
+    crate::normalize::text(s)
+        .map(Cow::into_owned)
+        .unwrap_or_default()
 }
 
 fn fold(s: &str) -> String {

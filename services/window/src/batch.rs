@@ -102,6 +102,71 @@ impl EventsBuilder {
     }
 }
 
+/// The latest version of each dossier, folded in input order by the rule the batch SQL
+/// applies (`ROW_NUMBER` over `updated_at`, status, input order): a later `updated_at`
+/// wins, then a later status, then the later in input order. With a horizon, a dossier
+/// becomes known with its first version whose day is on or after `cutoff` (Date32); its
+/// earlier versions are dropped, as the worker refuses them.
+#[derive(Debug, Clone)]
+pub struct LatestVersions {
+    cutoff: i32,
+    by_id: HashMap<String, DossierEvent>,
+}
+
+impl LatestVersions {
+    /// An empty fold; `i32::MIN` for no horizon.
+    pub fn new(cutoff: i32) -> Self {
+        Self {
+            cutoff,
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// Folds in the next version (in input order).
+    pub fn push(&mut self, e: DossierEvent) {
+        let rank = |e: &DossierEvent| (e.updated_at.timestamp_micros(), e.status.portal_number());
+        match self.by_id.get_mut(&e.dossier_id) {
+            Some(best) if rank(&e) >= rank(best) => *best = e,
+            Some(_) => {}
+            None if Self::day(&e) >= self.cutoff => {
+                self.by_id.insert(e.dossier_id.clone(), e);
+            }
+            None => {}
+        }
+    }
+
+    /// The day a version counts for against the horizon: its received day once received,
+    /// else its update day (the SQL's `COALESCE(r, updated day)`).
+    fn day(e: &DossierEvent) -> i32 {
+        let received = e.received_at.filter(|_| e.status.is_received());
+        crate::fact::ict_day_us(received.unwrap_or(e.updated_at).timestamp_micros())
+    }
+
+    /// Dossiers known so far.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when no dossier is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The latest versions as `events` batches (for [`window_from_latest`]).
+    pub fn into_batches(self) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut b = EventsBuilder::default();
+        for e in self.by_id.values() {
+            b.push(e);
+            if b.len() == 65_536 {
+                out.push(b.finish());
+            }
+        }
+        out.push(b.finish());
+        out
+    }
+}
+
 /// Schema of the `buckets` table (and of bucket checkpoints).
 pub static BUCKETS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![
@@ -264,4 +329,16 @@ pub async fn window_from_events(
     q.validate(dims)?;
     let ctx = query::context(dims, "events", EVENTS_SCHEMA.clone(), events)?;
     query::run(&ctx, Source::Events { cutoff }, q).await
+}
+
+/// A window over the latest version of each dossier (from [`LatestVersions`]): the
+/// batch path without the SQL's per-dossier ranking.
+pub async fn window_from_latest(
+    dims: &Dims,
+    latest: Vec<RecordBatch>,
+    q: &WindowQuery,
+) -> Result<WindowTable, WindowError> {
+    q.validate(dims)?;
+    let ctx = query::context(dims, "events", EVENTS_SCHEMA.clone(), latest)?;
+    query::run(&ctx, Source::Latest, q).await
 }

@@ -24,8 +24,8 @@ pub mod query;
 pub mod state;
 
 pub use batch::{
-    EventsBuilder, series_from_buckets, series_in, window_from_buckets, window_from_events,
-    window_in,
+    EventsBuilder, LatestVersions, series_from_buckets, series_in, window_from_buckets,
+    window_from_events, window_from_latest, window_in,
 };
 pub use dims::Dims;
 pub use error::WindowError;

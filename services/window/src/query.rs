@@ -187,6 +187,9 @@ pub(crate) enum Source {
         /// First day inside the horizon.
         cutoff: i32,
     },
+    /// Table `events` holding only the latest version of each dossier, already picked
+    /// (by [`crate::LatestVersions`], the same rule folded in input order).
+    Latest,
 }
 
 fn date(d: NaiveDate) -> String {
@@ -211,7 +214,7 @@ fn measure_exprs(source: Source, q: &WindowQuery) -> Result<Vec<Expr>, WindowErr
             (Source::Buckets, Rule::Stock(open, close)) => {
                 sum(col(open.column()) - col(close.column()))
             }
-            (Source::Events { .. }, rule) => {
+            (Source::Events { .. } | Source::Latest, rule) => {
                 sum(when(event_condition(rule, q), lit(1i64)).otherwise(lit(0i64))?)
             }
             (_, rule) => unreachable!("a summed measure has a derived rule {rule:?}"),
@@ -268,8 +271,12 @@ fn bucket_facts(from: &str, to: &str) -> String {
 
 /// The raw versions as facts: the latest version of each dossier received by the
 /// window's end, with its days. A dossier becomes known with its first version (in input
-/// order) inside the horizon; from there on every version of it is kept.
-fn event_facts(cutoff: i32, to: &str) -> String {
+/// order) inside the horizon; from there on every version of it is kept. Without a
+/// `cutoff`, the table already holds one latest version per dossier.
+fn event_facts(cutoff: Option<i32>, to: &str) -> String {
+    let Some(cutoff) = cutoff else {
+        return facts_of_latest("SELECT *, 1 AS rn FROM versions", to);
+    };
     let kept = if cutoff == i32::MIN {
         "SELECT * FROM versions".to_string()
     } else {
@@ -280,12 +287,19 @@ fn event_facts(cutoff: i32, to: &str) -> String {
             date(crate::fact::day_date(cutoff))
         )
     };
+    let ranked = format!(
+        "SELECT *, ROW_NUMBER() OVER (PARTITION BY dossier_id \
+           ORDER BY updated_at DESC, status DESC, seq DESC) AS rn FROM ({kept})"
+    );
+    facts_of_latest(&ranked, to)
+}
+
+/// The facts CTEs over `ranked` (versions with `rn`, 1 for the latest of a dossier).
+fn facts_of_latest(ranked: &str, to: &str) -> String {
     format!(
         "versions AS (SELECT *, CASE WHEN received_at IS NOT NULL AND status NOT IN (1, 3) \
            THEN {r} END AS r FROM events), \
-         kept AS ({kept}), \
-         ranked AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY dossier_id \
-           ORDER BY updated_at DESC, status DESC, seq DESC) AS rn FROM kept), \
+         ranked AS ({ranked}), \
          latest AS (SELECT *, {fin} AS fin, {due} AS due, finished_at <= due_at AS on_time, \
            CASE WHEN finished_at IS NOT NULL THEN {fin} \
                 WHEN status IN (7, 8, 9, 10) THEN {u} END AS c0 \
@@ -309,7 +323,8 @@ async fn keyed_facts(
     let (from, to) = (date(q.from), date(q.to));
     let facts = match source {
         Source::Buckets => bucket_facts(&from, &to),
-        Source::Events { cutoff } => event_facts(cutoff, &to),
+        Source::Events { cutoff } => event_facts(Some(cutoff), &to),
+        Source::Latest => event_facts(None, &to),
     };
     let keyed = keyed_cte(q);
     Ok(ctx

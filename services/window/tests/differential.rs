@@ -9,8 +9,8 @@ use dvc_pulse_window::Measure;
 use dvc_pulse_window::fact::day_number;
 use dvc_pulse_window::state::Outcome;
 use dvc_pulse_window::{
-    Dims, EventsBuilder, GroupKey, PartitionState, WindowQuery, content_hash, series_from_buckets,
-    window_from_buckets, window_from_events,
+    Dims, EventsBuilder, GroupKey, LatestVersions, PartitionState, WindowQuery, content_hash,
+    series_from_buckets, window_from_buckets, window_from_events, window_from_latest,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -113,7 +113,9 @@ proptest! {
         let horizon = 60;
         let mut states = vec![PartitionState::default(); partitions];
         let mut builder = EventsBuilder::default();
+        let mut latest = LatestVersions::new(today - horizon);
         for e in &events {
+            latest.push(e.clone());
             let bytes = e.to_canonical_json();
             let content = content_hash(&bytes);
             let p = dvc_pulse_window::dossier_key(&e.dossier_id)[0] as usize % partitions;
@@ -132,6 +134,9 @@ proptest! {
         let streaming = rt.block_on(window_from_buckets(&DIMS, states.iter().map(|s| s.buckets_batch()).collect(), &q)).unwrap();
         let batch = rt.block_on(window_from_events(&DIMS, vec![builder.finish()], &q, today - horizon)).unwrap();
         prop_assert_eq!(&streaming, &batch, "query {:?}", q);
+        // The fold of `snapshot --input` picks the same latest versions as the SQL.
+        let folded = rt.block_on(window_from_latest(&DIMS, latest.into_batches(), &q)).unwrap();
+        prop_assert_eq!(&folded, &batch, "folded, query {:?}", q);
     }
 }
 

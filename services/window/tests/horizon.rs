@@ -12,8 +12,8 @@ use dvc_pulse_window::fact::day_number;
 use dvc_pulse_window::outbox::{Committed, Outbox};
 use dvc_pulse_window::state::Outcome;
 use dvc_pulse_window::{
-    Dims, EventsBuilder, GroupKey, PartitionState, WindowQuery, WindowTable, content_hash,
-    window_from_buckets, window_from_events,
+    Dims, EventsBuilder, GroupKey, LatestVersions, PartitionState, WindowQuery, WindowTable,
+    content_hash, window_from_buckets, window_from_events, window_from_latest,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -146,9 +146,11 @@ fn of_two_tied_versions_the_later_one_wins_in_both_paths() {
         ..first.clone()
     };
     let mut outcomes = Vec::new();
+    let mut latest = LatestVersions::new(i32::MIN);
     for e in [&first, &fixed, &first, &fixed, &fixed] {
         outcomes.push(apply(&mut s, e, today, 400));
         b.push(e);
+        latest.push(e.clone());
     }
     let replaced = |o: &Outcome| matches!(o, Outcome::Applied { replaced: true, .. });
     assert!(matches!(
@@ -181,6 +183,10 @@ fn of_two_tied_versions_the_later_one_wins_in_both_paths() {
         .block_on(window_from_events(&DIMS, vec![b.finish()], &q, i32::MIN))
         .unwrap();
     assert_eq!(streaming, batch);
+    let folded = rt
+        .block_on(window_from_latest(&DIMS, latest.into_batches(), &q))
+        .unwrap();
+    assert_eq!(folded, batch);
 }
 
 /// One message of the generated year: the version and its Kafka timestamp.

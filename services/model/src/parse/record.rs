@@ -1,0 +1,235 @@
+//! One JSON record read once, typed and borrowing: the contract's and the DVCQG mapping's
+//! fields land in fixed slots, strings without escapes point into the input, and every
+//! other key is skipped unread (it never becomes a value, so personal data is never held).
+
+use super::CANONICAL_FIELDS;
+use crate::dvcqg::MAPPED_FIELDS;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+const SLOTS: usize = CANONICAL_FIELDS.len() + MAPPED_FIELDS.len();
+
+/// A field's JSON value, as far as validation looks at it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    Number(Number),
+    Bool,
+    Array,
+    Object,
+}
+
+impl Scalar<'_> {
+    /// How an error message names the value's JSON type.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool => "a boolean",
+            Scalar::Number(_) => "a number",
+            Scalar::Text(_) => "a string",
+            Scalar::Array => "an array",
+            Scalar::Object => "an object",
+        }
+    }
+
+    /// A string, or a number written as text (DVCQG systems send both).
+    pub(crate) fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Scalar::Text(s) => Some(Cow::Borrowed(s)),
+            Scalar::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The same view of an already parsed value.
+    pub(crate) fn of(v: &Value) -> Scalar<'_> {
+        match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(_) => Scalar::Bool,
+            Value::Number(n) => Scalar::Number(n.clone()),
+            Value::String(s) => Scalar::Text(Cow::Borrowed(s)),
+            Value::Array(_) => Scalar::Array,
+            Value::Object(_) => Scalar::Object,
+        }
+    }
+}
+
+/// The fields of one JSON object that validation reads. A key sent twice keeps its last
+/// value, as `serde_json::Value` does.
+#[derive(Debug, Default)]
+pub(crate) struct Record<'a> {
+    slots: [Option<Scalar<'a>>; SLOTS],
+}
+
+fn slot(key: &str) -> Option<usize> {
+    CANONICAL_FIELDS
+        .iter()
+        .chain(MAPPED_FIELDS.iter())
+        .position(|f| *f == key)
+}
+
+impl<'a> Record<'a> {
+    /// The value of field `f`, when the record has that key (`Some(Null)` for `null`).
+    pub(crate) fn get(&self, f: &str) -> Option<&Scalar<'a>> {
+        self.slots[slot(f)?].as_ref()
+    }
+
+    /// The record's fields out of an already parsed object (the slow path).
+    pub(crate) fn from_map(m: &'a Map<String, Value>) -> Self {
+        let mut r = Record::default();
+        for (k, v) in m {
+            if let Some(i) = slot(k) {
+                r.slots[i] = Some(Scalar::of(v));
+            }
+        }
+        r
+    }
+
+    /// A record of one text field (DVCQG dates read as text first).
+    pub(crate) fn one(f: &str, text: Cow<'a, str>) -> Self {
+        let mut r = Record::default();
+        if let Some(i) = slot(f) {
+            r.slots[i] = Some(Scalar::Text(text));
+        }
+        r
+    }
+}
+
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = Record<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de>, A::Error> {
+        let mut r = Record::default();
+        while let Some(Slot(i)) = map.next_key()? {
+            match i {
+                Some(i) => r.slots[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// A key, read as the slot it fills (never copied).
+struct Slot(Option<usize>);
+
+impl<'de> Deserialize<'de> for Slot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Slot;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, k: &str) -> Result<Slot, E> {
+                Ok(Slot(slot(k)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Text(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Text(Cow::Owned(s.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Text(Cow::Owned(s)))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Number(n.into()))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Number(n.into()))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Scalar<'de>, E> {
+        // As `serde_json::Value` reads it.
+        Ok(Number::from_f64(n).map_or(Scalar::Null, Scalar::Number))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_read_agrees_with_value() {
+        for raw in [
+            r#"{"dossier_id":"A\u00e9","status":"new","x":{"deep":[1,2]},"due_at":null}"#,
+            r#"{"MaHoSo":20240605,"NgayTiepNhan":20240605083000,"TenTTHC":1.5e3,"a":[true]}"#,
+            r#"{"dossier_id":"a","dossier_id":"b","agency":["x"],"source":{"k":1},"event_id":false}"#,
+        ] {
+            let typed: Record = serde_json::from_str(raw).unwrap();
+            let value: Value = serde_json::from_str(raw).unwrap();
+            let Value::Object(m) = &value else {
+                unreachable!()
+            };
+            let slow = Record::from_map(m);
+            for f in CANONICAL_FIELDS.iter().chain(MAPPED_FIELDS.iter()) {
+                assert_eq!(typed.get(f), slow.get(f), "{f} of {raw}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_text_is_owned_and_plain_text_borrowed() {
+        let raw = r#"{"dossier_id":"plain","agency":"tab\there"}"#;
+        let r: Record = serde_json::from_str(raw).unwrap();
+        assert!(matches!(
+            r.get("dossier_id"),
+            Some(Scalar::Text(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(r.get("agency"), Some(Scalar::Text(Cow::Owned(s))) if s == "tab\there"));
+        assert!(r.get("status").is_none());
+    }
+}
