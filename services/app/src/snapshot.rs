@@ -8,11 +8,13 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::gateway::validator;
 use chrono::{DateTime, NaiveDate, Utc};
-use dvc_pulse_ingest::import::{ImportOptions, read_file};
+use dvc_pulse_ingest::import::{ImportOptions, Records, read_records};
 use dvc_pulse_model::event::ict;
-use dvc_pulse_model::{Parsed, Reference, Validator};
+use dvc_pulse_model::{Reference, Validator};
 use dvc_pulse_window::fact::day_number;
-use dvc_pulse_window::{Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest};
+use dvc_pulse_window::{
+    BlockFold, Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,75 +53,121 @@ pub async fn from_file(
     let v = validator(cfg)?;
     let dims = Dims::new(&Reference::load(&cfg.reference)?);
     q.validate(&dims)?;
-    let (mut rx, reader, total) = read_file(
-        path,
-        &ImportOptions {
-            batch_size: 16_384,
-            skip_before: 0,
-        },
-    )?;
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
-    let mut latest = LatestVersions::new(cutoff);
+    let total = std::fs::metadata(path).map_or(0, |m| m.len());
+    let (latest, input) = fold_file(&v, path, now, LatestVersions::new(cutoff), |read| {
+        progress(read, total)
+    })?;
+    let table = window_from_latest(&dims, latest.into_batches(), q).await?;
+    Ok(FileSnapshot { table, input })
+}
+
+impl InputSummary {
+    fn add(&mut self, other: InputSummary) {
+        self.records += other.records;
+        self.accepted += other.accepted;
+        for (reason, n) in other.rejected {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// A run of the input, parsed and folded on a parser thread.
+struct Run {
+    fold: BlockFold,
+    summary: InputSummary,
+    /// Bytes of the file read up to the end of the run.
+    read: u64,
+}
+
+/// Reads, parses and folds `path` on every core: a reader thread hands runs of records
+/// to one parser thread per core, each parses and folds its runs apart, and the calling
+/// thread merges the runs in input order (which decides ties between versions).
+fn fold_file(
+    v: &Validator,
+    path: &Path,
+    now: DateTime<Utc>,
+    mut latest: LatestVersions,
+    progress: impl Fn(u64),
+) -> Result<(LatestVersions, InputSummary), AppError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let blank = latest.block();
     let mut summary = InputSummary::default();
-    while let Some(batch) = rx.recv().await {
-        let (records, read) = batch?;
-        for parsed in parse_in_parallel(&v, &records, now) {
-            summary.records += 1;
-            match parsed {
+    let (work, runs) = std::sync::mpsc::sync_channel::<(u64, Records, u64)>(cores);
+    let runs = std::sync::Mutex::new(runs);
+    std::thread::scope(|s| {
+        let (done_tx, done) = std::sync::mpsc::channel::<(u64, Run)>();
+        for _ in 0..cores {
+            let (runs, done_tx, blank) = (&runs, done_tx.clone(), &blank);
+            s.spawn(move || parse_runs(v, now, blank, runs, &done_tx));
+        }
+        drop(done_tx);
+        let reader = s.spawn(move || {
+            let opts = ImportOptions {
+                batch_size: 16_384,
+                skip_before: 0,
+            };
+            let mut seq = 0;
+            read_records(path, &opts, |records, read| {
+                seq += 1;
+                work.send((seq - 1, records, read)).is_ok()
+            })
+        });
+        let mut waiting = std::collections::HashMap::new();
+        let mut next = 0u64;
+        for (seq, run) in done {
+            waiting.insert(seq, run);
+            while let Some(run) = waiting.remove(&next) {
+                summary.add(run.summary);
+                latest.merge(run.fold);
+                progress(run.read);
+                next += 1;
+            }
+        }
+        reader.join().expect("the reader thread panicked")
+    })?;
+    Ok((latest, summary))
+}
+
+/// A parser thread: takes runs until the reader is done, parses and folds each.
+fn parse_runs(
+    v: &Validator,
+    now: DateTime<Utc>,
+    blank: &BlockFold,
+    runs: &std::sync::Mutex<std::sync::mpsc::Receiver<(u64, Records, u64)>>,
+    done: &std::sync::mpsc::Sender<(u64, Run)>,
+) {
+    loop {
+        let next = runs.lock().expect("runs lock").recv();
+        let Ok((seq, records, read)) = next else {
+            return;
+        };
+        let mut run = Run {
+            fold: blank.clone(),
+            summary: InputSummary::default(),
+            read,
+        };
+        for (_, raw) in &records {
+            run.summary.records += 1;
+            match v.parse_record(raw, now) {
                 Ok(e) => {
-                    summary.accepted += 1;
-                    latest.push(e);
+                    run.summary.accepted += 1;
+                    run.fold.push(e);
                 }
                 Err(r) => {
-                    *summary
+                    *run.summary
                         .rejected
                         .entry(r.rejection.reason.as_str().to_string())
                         .or_default() += 1
                 }
             }
         }
-        progress(read, total);
+        drop(records);
+        if done.send((seq, run)).is_err() {
+            return;
+        }
     }
-    reader.await?;
-    let table = window_from_latest(&dims, latest.into_batches(), q).await?;
-    Ok(FileSnapshot {
-        table,
-        input: summary,
-    })
-}
-
-/// Parses a batch of records on every core, in contiguous slices; the results come back
-/// in input order (which decides ties between versions).
-fn parse_in_parallel(
-    v: &Validator,
-    records: &[(usize, Vec<u8>)],
-    now: DateTime<Utc>,
-) -> Vec<Parsed> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let slice = records.len().div_ceil(cores).max(1024);
-    if records.len() <= slice {
-        return records
-            .iter()
-            .map(|(_, raw)| v.parse_record(raw, now))
-            .collect();
-    }
-    std::thread::scope(|s| {
-        let parts: Vec<_> = records
-            .chunks(slice)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|(_, raw)| v.parse_record(raw, now))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().expect("a parser thread panicked"))
-            .collect()
-    })
 }
 
 /// Environment variable holding the worker's read token for `snapshot --url` and `diff`.

@@ -1,6 +1,7 @@
 //! Worker figures, release build, printed (never asserted):
-//! - throughput: Kafka → updated buckets, next to a consume-and-parse-only ceiling
-//!   measured in the same run on the same broker and messages (aim ≥ 70% of it);
+//! - throughput: Kafka → updated buckets, next to a consume-only ceiling measured in the
+//!   same run on the same broker and messages, both from their first message read
+//!   (aim ≥ 85% of it);
 //! - freshness: gateway ack → visible in `GET /v1/windows`, p50/p99 (aim p99 < 1 s);
 //! - bytes of state per live dossier, by capacity (the state bench measures RSS; aim ≤ 48);
 //! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
@@ -53,7 +54,9 @@ async fn throughput() {
         .await
         .unwrap();
 
-    // Ceiling: the same consumer settings, parse each message, nothing else.
+    // Ceiling: the same consumer settings, each message received and its payload
+    // touched, nothing else. Both rates run from the first message read, so the group
+    // join and partition assignment (seconds on the mock cluster) count for neither.
     let c: StreamConsumer = dvc_pulse_devkit::fixture::client(&f.config.kafka.bootstrap_servers)
         .set("group.id", format!("{}-ceiling", f.config.worker.group_id))
         .set("enable.auto.commit", "false")
@@ -62,28 +65,31 @@ async fn throughput() {
         .create()
         .unwrap();
     c.subscribe(&[&f.config.topics.events]).unwrap();
+    let first = c.recv().await.unwrap().payload().map_or(0, <[u8]>::len);
     let started = Instant::now();
-    let mut parsed = 0u64;
-    while parsed < n {
+    let mut bytes = first as u64;
+    for _ in 1..n {
         let m = c.recv().await.unwrap();
-        let e: DossierEvent = serde_json::from_slice(m.payload().unwrap()).unwrap();
-        std::hint::black_box(e);
-        parsed += 1;
+        bytes += m.payload().map_or(0, |p| std::hint::black_box(p).len()) as u64;
     }
-    let ceiling = n as f64 / started.elapsed().as_secs_f64();
+    let ceiling = (n - 1) as f64 / started.elapsed().as_secs_f64();
     drop(c);
+    std::hint::black_box(bytes);
 
     let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
     let w = f.worker(dir.path(), None).await;
-    while w.worker.metrics.consumed.get() < n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    while w.worker.metrics.consumed.get() == 0 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    let worker = n as f64 / started.elapsed().as_secs_f64();
-    println!("throughput ({n} messages, {PARTITIONS} partitions)");
-    println!("  consume+parse ceiling  {ceiling:>10.0} events/s");
+    let (started, from) = (Instant::now(), w.worker.metrics.consumed.get());
+    while w.worker.metrics.consumed.get() < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let worker = (n - from) as f64 / started.elapsed().as_secs_f64();
+    println!("throughput ({n} messages, {PARTITIONS} partitions, from the first message read)");
+    println!("  consume-only ceiling   {ceiling:>10.0} events/s");
     println!(
-        "  worker (to buckets)    {worker:>10.0} events/s   {:.0}% of the ceiling (aim ≥ 70%)",
+        "  worker (to buckets)    {worker:>10.0} events/s   {:.0}% of the ceiling (aim ≥ 85%)",
         worker * 100.0 / ceiling
     );
     w.stop().await.unwrap();

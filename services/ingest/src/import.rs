@@ -122,101 +122,148 @@ pub async fn import_file(
 
 /// Batches of `(index, raw record)` read from a file on a blocking thread, each with the
 /// bytes read so far; plus the reader's task and the file's size.
-pub type RecordBatches = mpsc::Receiver<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;
+pub type RecordBatches = mpsc::Receiver<Result<(Records, u64), IngestError>>;
+
+/// A batch of `(index, raw record)`.
+pub type Records = Vec<(usize, Vec<u8>)>;
 
 /// Starts reading `path` (format detected) in batches of `options.batch_size` records.
 pub fn read_file(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<(RecordBatches, tokio::task::JoinHandle<()>, u64), IngestError> {
-    let format = detect(path)?;
     let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let (tx, rx) = mpsc::channel(2);
     let (p, opts) = (path.to_path_buf(), options.clone());
-    let reader = tokio::task::spawn_blocking(move || read_batches(&p, format, &opts, &tx));
+    detect(path)?;
+    let reader = tokio::task::spawn_blocking(move || {
+        let sent = read_records(&p, &opts, |batch, read| {
+            tx.blocking_send(Ok((batch, read))).is_ok()
+        });
+        if let Err(e) = sent {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
     Ok((rx, reader, total))
 }
 
-type Batches = mpsc::Sender<Result<(Vec<(usize, Vec<u8>)>, u64), IngestError>>;
-
-fn read_batches(path: &Path, format: InputFormat, opts: &ImportOptions, tx: &Batches) {
-    let result = (|| -> Result<(), IngestError> {
-        let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
-        let mut batch = Vec::with_capacity(opts.batch_size);
-        let push =
-            |index: usize, raw: Vec<u8>, read: u64, batch: &mut Vec<(usize, Vec<u8>)>| -> bool {
-                if index >= opts.skip_before {
-                    batch.push((index, raw));
-                }
-                if batch.len() >= opts.batch_size {
-                    return tx.blocking_send(Ok((std::mem::take(batch), read))).is_ok();
-                }
-                true
-            };
-        let mut read = 0u64;
-        match format {
-            InputFormat::Ndjson => {
-                let mut r = BufReader::new(file);
-                let mut line = Vec::new();
-                for index in 0.. {
-                    line.clear();
-                    let n = r
-                        .read_until(b'\n', &mut line)
-                        .map_err(|source| io(path, source))?;
-                    if n == 0 {
-                        break;
-                    }
-                    read += n as u64;
-                    let first = if index == 0 {
-                        dvc_pulse_model::parse::strip_bom(&line)
-                    } else {
-                        &line
-                    };
-                    let t = first.trim_ascii();
-                    if !t.is_empty() && !push(index, t.to_vec(), read, &mut batch) {
-                        return Ok(());
-                    }
-                }
-            }
-            InputFormat::JsonArray => {
-                let mut body = Vec::new();
-                BufReader::new(file)
-                    .read_to_end(&mut body)
-                    .map_err(|source| io(path, source))?;
-                read = body.len() as u64;
-                for (index, raw) in dvc_pulse_model::parse::split_body(&body) {
-                    if !push(index, raw, read, &mut batch) {
-                        return Ok(());
-                    }
-                }
-            }
-            InputFormat::Csv => {
-                let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-                let headers = r.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-                let mut row = csv::ByteRecord::new();
-                loop {
-                    let raw = match r.read_byte_record(&mut row) {
-                        Ok(false) => break,
-                        Ok(true) => csv_row_to_json(&headers, &row),
-                        // A row that cannot be read still gets its line and a reason.
-                        Err(_) => b"<unreadable CSV row>".to_vec(),
-                    };
-                    let index = row.position().map(|p| p.line() as usize - 1).unwrap_or(0);
-                    read = row.position().map(|p| p.byte()).unwrap_or(read);
-                    if !push(index, raw, read, &mut batch) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(Ok((batch, read)));
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = tx.blocking_send(Err(e));
+/// Reads `path` (format detected) on the calling thread, handing each batch of
+/// `options.batch_size` records to `sink` with the bytes read so far; stops early when
+/// `sink` returns false.
+pub fn read_records(
+    path: &Path,
+    opts: &ImportOptions,
+    sink: impl FnMut(Records, u64) -> bool,
+) -> Result<(), IngestError> {
+    let format = detect(path)?;
+    let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+    let mut out = Batcher {
+        opts,
+        batch: Vec::with_capacity(opts.batch_size),
+        read: 0,
+        sink,
+    };
+    match format {
+        InputFormat::Ndjson => read_ndjson(path, file, &mut out)?,
+        InputFormat::JsonArray => read_array(path, file, &mut out)?,
+        InputFormat::Csv => read_csv(path, file, &mut out)?,
     }
+    if !out.batch.is_empty() {
+        (out.sink)(out.batch, out.read);
+    }
+    Ok(())
+}
+
+/// Gathers records into batches for a sink; `read` is the bytes read so far.
+struct Batcher<'a, F> {
+    opts: &'a ImportOptions,
+    batch: Records,
+    read: u64,
+    sink: F,
+}
+
+impl<F: FnMut(Records, u64) -> bool> Batcher<'_, F> {
+    /// Adds a record; false when the sink wants no more.
+    fn push(&mut self, index: usize, raw: Vec<u8>) -> bool {
+        if index >= self.opts.skip_before {
+            self.batch.push((index, raw));
+        }
+        if self.batch.len() >= self.opts.batch_size {
+            return (self.sink)(std::mem::take(&mut self.batch), self.read);
+        }
+        true
+    }
+}
+
+fn read_ndjson<F: FnMut(Records, u64) -> bool>(
+    path: &Path,
+    file: std::fs::File,
+    out: &mut Batcher<'_, F>,
+) -> Result<(), IngestError> {
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    for index in 0.. {
+        line.clear();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|source| io(path, source))?;
+        if n == 0 {
+            break;
+        }
+        out.read += n as u64;
+        let first = if index == 0 {
+            dvc_pulse_model::parse::strip_bom(&line)
+        } else {
+            &line
+        };
+        let t = first.trim_ascii();
+        if !t.is_empty() && !out.push(index, t.to_vec()) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_array<F: FnMut(Records, u64) -> bool>(
+    path: &Path,
+    file: std::fs::File,
+    out: &mut Batcher<'_, F>,
+) -> Result<(), IngestError> {
+    let mut body = Vec::new();
+    BufReader::new(file)
+        .read_to_end(&mut body)
+        .map_err(|source| io(path, source))?;
+    out.read = body.len() as u64;
+    for (index, raw) in dvc_pulse_model::parse::split_body(&body) {
+        if !out.push(index, raw) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_csv<F: FnMut(Records, u64) -> bool>(
+    path: &Path,
+    file: std::fs::File,
+    out: &mut Batcher<'_, F>,
+) -> Result<(), IngestError> {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let headers = r.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    let mut row = csv::ByteRecord::new();
+    loop {
+        let raw = match r.read_byte_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => csv_row_to_json(&headers, &row),
+            // A row that cannot be read still gets its line and a reason.
+            Err(_) => b"<unreadable CSV row>".to_vec(),
+        };
+        let index = row.position().map(|p| p.line() as usize - 1).unwrap_or(0);
+        out.read = row.position().map(|p| p.byte()).unwrap_or(out.read);
+        if !out.push(index, raw) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> IngestError {

@@ -107,10 +107,25 @@ impl EventsBuilder {
 /// wins, then a later status, then the later in input order. With a horizon, a dossier
 /// becomes known with its first version whose day is on or after `cutoff` (Date32); its
 /// earlier versions are dropped, as the worker refuses them.
+///
+/// Contiguous runs of the input can be folded apart, on any thread, into [`BlockFold`]s
+/// and merged here in input order: the result is the same as pushing every version.
 #[derive(Debug, Clone)]
 pub struct LatestVersions {
     cutoff: i32,
     by_id: HashMap<String, DossierEvent>,
+}
+
+/// What decides between two versions of a dossier; the later in input order wins ties.
+fn rank(e: &DossierEvent) -> (i64, u8) {
+    (e.updated_at.timestamp_micros(), e.status.portal_number())
+}
+
+/// The day a version counts for against the horizon: its received day once received,
+/// else its update day (the SQL's `COALESCE(r, updated day)`).
+fn horizon_day(e: &DossierEvent) -> i32 {
+    let received = e.received_at.filter(|_| e.status.is_received());
+    crate::fact::ict_day_us(received.unwrap_or(e.updated_at).timestamp_micros())
 }
 
 impl LatestVersions {
@@ -124,22 +139,43 @@ impl LatestVersions {
 
     /// Folds in the next version (in input order).
     pub fn push(&mut self, e: DossierEvent) {
-        let rank = |e: &DossierEvent| (e.updated_at.timestamp_micros(), e.status.portal_number());
         match self.by_id.get_mut(&e.dossier_id) {
             Some(best) if rank(&e) >= rank(best) => *best = e,
             Some(_) => {}
-            None if Self::day(&e) >= self.cutoff => {
+            None if horizon_day(&e) >= self.cutoff => {
                 self.by_id.insert(e.dossier_id.clone(), e);
             }
             None => {}
         }
     }
 
-    /// The day a version counts for against the horizon: its received day once received,
-    /// else its update day (the SQL's `COALESCE(r, updated day)`).
-    fn day(e: &DossierEvent) -> i32 {
-        let received = e.received_at.filter(|_| e.status.is_received());
-        crate::fact::ict_day_us(received.unwrap_or(e.updated_at).timestamp_micros())
+    /// An empty fold of a run of the input, under the same horizon.
+    pub fn block(&self) -> BlockFold {
+        BlockFold {
+            cutoff: self.cutoff,
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// Folds in the next run of the input: a dossier already known takes the run's best
+    /// version if it ranks at least as high; a new one starts from the run's first
+    /// version inside the horizon.
+    pub fn merge(&mut self, block: BlockFold) {
+        for (id, part) in block.by_id {
+            match self.by_id.get_mut(&id) {
+                Some(best) if rank(&part.all) >= rank(best) => *best = part.all,
+                Some(_) => {}
+                None => match part.after {
+                    After::None => {}
+                    After::SameAsAll => {
+                        self.by_id.insert(id, part.all);
+                    }
+                    After::Own(e) => {
+                        self.by_id.insert(id, e);
+                    }
+                },
+            }
+        }
     }
 
     /// Dossiers known so far.
@@ -164,6 +200,72 @@ impl LatestVersions {
         }
         out.push(b.finish());
         out
+    }
+}
+
+/// The fold of one contiguous run of the input, for [`LatestVersions::merge`]: per
+/// dossier, the best version of the run, and the best from its first version inside the
+/// horizon on (what counts when the dossier was not known before the run).
+#[derive(Debug, Clone)]
+pub struct BlockFold {
+    cutoff: i32,
+    by_id: HashMap<String, Partial>,
+}
+
+#[derive(Debug, Clone)]
+struct Partial {
+    all: DossierEvent,
+    after: After,
+}
+
+/// The best version from the run's first one inside the horizon on.
+#[derive(Debug, Clone)]
+enum After {
+    /// No version of the run is inside the horizon yet.
+    None,
+    /// The run's best version overall.
+    SameAsAll,
+    /// A version ranked below the best overall (which came before the horizon's first).
+    Own(DossierEvent),
+}
+
+impl BlockFold {
+    /// Folds in the run's next version.
+    pub fn push(&mut self, e: DossierEvent) {
+        let inside = horizon_day(&e) >= self.cutoff;
+        let Some(p) = self.by_id.get_mut(&e.dossier_id) else {
+            let after = if inside {
+                After::SameAsAll
+            } else {
+                After::None
+            };
+            self.by_id
+                .insert(e.dossier_id.clone(), Partial { all: e, after });
+            return;
+        };
+        if rank(&e) >= rank(&p.all) {
+            // The best overall; and the best from the horizon's first on, once there is one.
+            if inside || !matches!(p.after, After::None) {
+                p.after = After::SameAsAll;
+            }
+            p.all = e;
+            return;
+        }
+        match &p.after {
+            After::None if inside => p.after = After::Own(e),
+            After::Own(a) if rank(&e) >= rank(a) => p.after = After::Own(e),
+            _ => {}
+        }
+    }
+
+    /// Dossiers seen in the run.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when the run held no version.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
     }
 }
 
@@ -341,4 +443,83 @@ pub async fn window_from_latest(
     q.validate(dims)?;
     let ctx = query::context(dims, "events", EVENTS_SCHEMA.clone(), latest)?;
     query::run(&ctx, Source::Latest, q).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use dvc_pulse_model::{Channel, Status};
+
+    fn version(
+        id: &str,
+        status: Status,
+        received_day: Option<i64>,
+        updated_day: i64,
+    ) -> DossierEvent {
+        let t0 = dvc_pulse_model::event::ict()
+            .with_ymd_and_hms(2024, 6, 1, 9, 0, 0)
+            .unwrap();
+        let day = |d: i64| t0 + chrono::Duration::days(d);
+        DossierEvent {
+            dossier_id: id.into(),
+            procedure_code: "1.001193".into(),
+            procedure_name: None,
+            locality_code: "22738".into(),
+            agency: None,
+            channel: Channel::Online,
+            status,
+            received_at: received_day.map(day),
+            due_at: None,
+            finished_at: None,
+            updated_at: day(updated_day),
+            event_id: None,
+            source: None,
+        }
+    }
+
+    fn sorted(l: LatestVersions) -> Vec<(String, DossierEvent)> {
+        let mut v: Vec<_> = l.by_id.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Pushing every version, and folding runs apart then merging them, agree, for every
+    /// way of cutting the input, when a dossier's best version lies before the horizon.
+    #[test]
+    fn runs_merged_in_order_equal_one_fold() {
+        let cutoff = crate::fact::day_number(chrono::NaiveDate::from_ymd_opt(2024, 6, 10).unwrap());
+        let input = [
+            // Filed before the horizon, updated late: the best rank, but outside.
+            version("A", Status::New, None, 8),
+            // Received inside the horizon with an earlier update: what counts.
+            version("A", Status::Received, Some(10), 7),
+            version("A", Status::Processing, Some(10), 7),
+            version("B", Status::Received, Some(2), 3),
+            version("B", Status::Processing, Some(12), 12),
+            version("C", Status::Received, Some(12), 12),
+            version("C", Status::Received, Some(12), 12),
+        ];
+        let mut one = LatestVersions::new(cutoff);
+        input.iter().for_each(|e| one.push(e.clone()));
+        let want = sorted(one);
+        assert_eq!(want.len(), 3);
+        assert_eq!(
+            want[0].1.status,
+            Status::Processing,
+            "A from its first version inside"
+        );
+        for run in 1..=input.len() {
+            for skip in 0..run {
+                let mut merged = LatestVersions::new(cutoff);
+                let (head, tail) = input.split_at(skip);
+                for part in std::iter::once(head).chain(tail.chunks(run)) {
+                    let mut b = merged.block();
+                    part.iter().for_each(|e| b.push(e.clone()));
+                    merged.merge(b);
+                }
+                assert_eq!(sorted(merged), want, "runs of {run} after {skip}");
+            }
+        }
+    }
 }

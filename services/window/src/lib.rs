@@ -24,7 +24,7 @@ pub mod query;
 pub mod state;
 
 pub use batch::{
-    EventsBuilder, LatestVersions, series_from_buckets, series_in, window_from_buckets,
+    BlockFold, EventsBuilder, LatestVersions, series_from_buckets, series_in, window_from_buckets,
     window_from_events, window_from_latest, window_in,
 };
 pub use dims::Dims;

@@ -108,7 +108,7 @@ fn query() -> impl Strategy<Value = WindowQuery> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
-    fn streaming_equals_batch(events in stream(), q in query(), today_offset in 30..120i64, partitions in 1..4usize) {
+    fn streaming_equals_batch(events in stream(), q in query(), today_offset in 30..120i64, partitions in 1..4usize, run in 1..9usize) {
         let today = day_number(base() + Duration::days(today_offset));
         let horizon = 60;
         let mut states = vec![PartitionState::default(); partitions];
@@ -137,6 +137,15 @@ proptest! {
         // The fold of `snapshot --input` picks the same latest versions as the SQL.
         let folded = rt.block_on(window_from_latest(&DIMS, latest.into_batches(), &q)).unwrap();
         prop_assert_eq!(&folded, &batch, "folded, query {:?}", q);
+        // Folded in runs of `run` versions (as the parser threads do), merged in order.
+        let mut merged = LatestVersions::new(today - horizon);
+        for part in events.chunks(run) {
+            let mut b = merged.block();
+            part.iter().for_each(|e| b.push(e.clone()));
+            merged.merge(b);
+        }
+        let merged = rt.block_on(window_from_latest(&DIMS, merged.into_batches(), &q)).unwrap();
+        prop_assert_eq!(&merged, &batch, "merged runs of {}, query {:?}", run, q);
     }
 }
 
