@@ -51,7 +51,7 @@ pub async fn from_file(
     progress: impl Fn(u64, u64),
 ) -> Result<FileSnapshot, AppError> {
     let v = validator(cfg)?;
-    let dims = Dims::new(&Reference::load(&cfg.reference)?);
+    let dims = Dims::new(v.reference());
     q.validate(&dims)?;
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
@@ -148,6 +148,7 @@ fn parse_runs(
             summary: InputSummary::default(),
             read,
         };
+        run.fold.reserve(records.len());
         for (_, raw) in &records {
             run.summary.records += 1;
             match v.parse_record(raw, now) {

@@ -2,7 +2,7 @@
 //! codes with stray spaces or without their dot.
 
 use crate::event::{Timestamp, ict};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use std::borrow::Cow;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
@@ -73,6 +73,9 @@ fn datetime_any_year(s: &str) -> Option<Timestamp> {
     if s.is_empty() {
         return None;
     }
+    if let Some(t) = rfc3339_common(s.as_bytes()) {
+        return Some(t.with_timezone(&ict()));
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&ict()));
     }
@@ -107,6 +110,51 @@ fn datetime_any_year(s: &str) -> Option<Timestamp> {
         }
     }
     None
+}
+
+/// RFC 3339 as canonical events and most portals write it: `yyyy-MM-ddTHH:mm:ss`, an
+/// optional fraction of up to nine digits, then `Z` or `±HH:mm`; read digit by digit.
+/// `None` for anything else (leap seconds, lowercase, a space...), which the general
+/// parser then reads: this path never accepts what that one refuses, nor reads it apart.
+fn rfc3339_common(b: &[u8]) -> Option<DateTime<FixedOffset>> {
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 20 || [b[4], b[7], b[10], b[13], b[16]] != *b"--T::" {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let (mut i, mut nano) = (19, 0);
+    if b[i] == b'.' {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nano = num(i + 1..i + 1 + digits)? * 10u32.pow(9 - digits as u32);
+        i += 1 + digits;
+    }
+    let offset = match &b[i..] {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = (oh * 3600 + om * 60) as i32;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    if sec > 59 {
+        return None;
+    }
+    let t = NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(h, mi, sec, nano)?;
+    FixedOffset::east_opt(offset)?
+        .from_local_datetime(&t)
+        .single()
 }
 
 fn local(t: NaiveDateTime) -> Option<Timestamp> {
@@ -215,6 +263,30 @@ mod tests {
             matches!(nfc("Thành Hải"), Cow::Borrowed(_)),
             "NFC text is not copied"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The digit-by-digit RFC 3339 path reads exactly what chrono's parser reads,
+        /// and refuses (to it) whatever it is unsure of.
+        #[test]
+        fn the_rfc3339_fast_path_agrees_with_chrono(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61,
+            sec in 0u32..62, frac in proptest::option::of(0u32..1_000_000_000),
+            width in 1usize..11, zone in proptest::sample::select(vec![
+                "Z", "z", "+07:00", "-05:30", "+23:59", "+24:00", "+07:60", "+0700", "", " ",
+            ]),
+            sep in proptest::sample::select(vec!["T", "t", " "]),
+        ) {
+            let frac = frac.map(|f| format!(".{f:0>9}7")[..=width].to_string()).unwrap_or_default();
+            let s = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{sec:02}{frac}{zone}");
+            let fast = rfc3339_common(s.as_bytes());
+            let chrono = DateTime::parse_from_rfc3339(&s).ok();
+            if let (Some(t), Some(c)) = (fast, chrono) {
+                proptest::prop_assert_eq!(t.offset(), c.offset(), "{}", s);
+            }
+            proptest::prop_assert_eq!(fast, chrono.filter(|_| sep == "T" && zone != "z" && sec < 60 && (frac.len() < 11)), "{}", s);
+        }
     }
 
     #[test]

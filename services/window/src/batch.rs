@@ -12,7 +12,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use dvc_pulse_model::DossierEvent;
+use hashbrown::HashTable;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock};
 
 /// Schema of the `events` table: one row per version as received.
@@ -110,10 +112,12 @@ impl EventsBuilder {
 ///
 /// Contiguous runs of the input can be folded apart, on any thread, into [`BlockFold`]s
 /// and merged here in input order: the result is the same as pushing every version.
+/// Each dossier id is hashed once, where its version is parsed; the hash travels with it.
 #[derive(Debug, Clone)]
 pub struct LatestVersions {
     cutoff: i32,
-    by_id: HashMap<String, DossierEvent>,
+    hasher: RandomState,
+    latest: HashTable<(u64, DossierEvent)>,
 }
 
 /// What decides between two versions of a dossier; the later in input order wins ties.
@@ -133,27 +137,33 @@ impl LatestVersions {
     pub fn new(cutoff: i32) -> Self {
         Self {
             cutoff,
-            by_id: HashMap::new(),
+            hasher: RandomState::new(),
+            latest: HashTable::new(),
         }
     }
 
     /// Folds in the next version (in input order).
     pub fn push(&mut self, e: DossierEvent) {
-        match self.by_id.get_mut(&e.dossier_id) {
-            Some(best) if rank(&e) >= rank(best) => *best = e,
+        let h = self.hasher.hash_one(&e.dossier_id);
+        match self
+            .latest
+            .find_mut(h, |(_, b)| b.dossier_id == e.dossier_id)
+        {
+            Some((_, best)) if rank(&e) >= rank(best) => *best = e,
             Some(_) => {}
             None if horizon_day(&e) >= self.cutoff => {
-                self.by_id.insert(e.dossier_id.clone(), e);
+                self.latest.insert_unique(h, (h, e), |x| x.0);
             }
             None => {}
         }
     }
 
-    /// An empty fold of a run of the input, under the same horizon.
+    /// An empty fold of a run of the input, under the same horizon and hashing.
     pub fn block(&self) -> BlockFold {
         BlockFold {
             cutoff: self.cutoff,
-            by_id: HashMap::new(),
+            hasher: self.hasher.clone(),
+            runs: HashTable::new(),
         }
     }
 
@@ -161,38 +171,38 @@ impl LatestVersions {
     /// version if it ranks at least as high; a new one starts from the run's first
     /// version inside the horizon.
     pub fn merge(&mut self, block: BlockFold) {
-        for (id, part) in block.by_id {
-            match self.by_id.get_mut(&id) {
-                Some(best) if rank(&part.all) >= rank(best) => *best = part.all,
+        for (h, part) in block.runs {
+            let id = &part.all.dossier_id;
+            match self.latest.find_mut(h, |(_, b)| b.dossier_id == *id) {
+                Some((_, best)) if rank(&part.all) >= rank(best) => *best = part.all,
                 Some(_) => {}
-                None => match part.after {
-                    After::None => {}
-                    After::SameAsAll => {
-                        self.by_id.insert(id, part.all);
-                    }
-                    After::Own(e) => {
-                        self.by_id.insert(id, e);
-                    }
-                },
+                None => {
+                    let first = match part.after {
+                        After::None => continue,
+                        After::SameAsAll => part.all,
+                        After::Own(e) => *e,
+                    };
+                    self.latest.insert_unique(h, (h, first), |x| x.0);
+                }
             }
         }
     }
 
     /// Dossiers known so far.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.latest.len()
     }
 
     /// True when no dossier is known.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.latest.is_empty()
     }
 
     /// The latest versions as `events` batches (for [`window_from_latest`]).
     pub fn into_batches(self) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         let mut b = EventsBuilder::default();
-        for e in self.by_id.values() {
+        for (_, e) in &self.latest {
             b.push(e);
             if b.len() == 65_536 {
                 out.push(b.finish());
@@ -209,7 +219,8 @@ impl LatestVersions {
 #[derive(Debug, Clone)]
 pub struct BlockFold {
     cutoff: i32,
-    by_id: HashMap<String, Partial>,
+    hasher: RandomState,
+    runs: HashTable<(u64, Partial)>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,21 +237,30 @@ enum After {
     /// The run's best version overall.
     SameAsAll,
     /// A version ranked below the best overall (which came before the horizon's first).
-    Own(DossierEvent),
+    Own(Box<DossierEvent>),
 }
 
 impl BlockFold {
+    /// Room for `n` dossiers without growing.
+    pub fn reserve(&mut self, n: usize) {
+        self.runs.reserve(n, |x| x.0);
+    }
+
     /// Folds in the run's next version.
     pub fn push(&mut self, e: DossierEvent) {
         let inside = horizon_day(&e) >= self.cutoff;
-        let Some(p) = self.by_id.get_mut(&e.dossier_id) else {
+        let h = self.hasher.hash_one(&e.dossier_id);
+        let found = self
+            .runs
+            .find_mut(h, |(_, p)| p.all.dossier_id == e.dossier_id);
+        let Some((_, p)) = found else {
             let after = if inside {
                 After::SameAsAll
             } else {
                 After::None
             };
-            self.by_id
-                .insert(e.dossier_id.clone(), Partial { all: e, after });
+            self.runs
+                .insert_unique(h, (h, Partial { all: e, after }), |x| x.0);
             return;
         };
         if rank(&e) >= rank(&p.all) {
@@ -252,20 +272,20 @@ impl BlockFold {
             return;
         }
         match &p.after {
-            After::None if inside => p.after = After::Own(e),
-            After::Own(a) if rank(&e) >= rank(a) => p.after = After::Own(e),
+            After::None if inside => p.after = After::Own(Box::new(e)),
+            After::Own(a) if rank(&e) >= rank(a) => p.after = After::Own(Box::new(e)),
             _ => {}
         }
     }
 
     /// Dossiers seen in the run.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.runs.len()
     }
 
     /// True when the run held no version.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.runs.is_empty()
     }
 }
 
@@ -478,9 +498,9 @@ mod tests {
         }
     }
 
-    fn sorted(l: LatestVersions) -> Vec<(String, DossierEvent)> {
-        let mut v: Vec<_> = l.by_id.into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+    fn sorted(l: LatestVersions) -> Vec<DossierEvent> {
+        let mut v: Vec<_> = l.latest.into_iter().map(|(_, e)| e).collect();
+        v.sort_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
         v
     }
 
@@ -505,7 +525,7 @@ mod tests {
         let want = sorted(one);
         assert_eq!(want.len(), 3);
         assert_eq!(
-            want[0].1.status,
+            want[0].status,
             Status::Processing,
             "A from its first version inside"
         );
