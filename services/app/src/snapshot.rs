@@ -9,8 +9,8 @@ use crate::error::AppError;
 use crate::gateway::validator;
 use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_ingest::import::{ImportOptions, Records, read_records};
+use dvc_pulse_model::Validator;
 use dvc_pulse_model::event::ict;
-use dvc_pulse_model::{Reference, Validator};
 use dvc_pulse_window::fact::day_number;
 use dvc_pulse_window::{
     BlockFold, Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest,

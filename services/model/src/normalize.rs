@@ -70,11 +70,13 @@ pub fn datetime(s: &str) -> Option<Timestamp> {
 
 fn datetime_any_year(s: &str) -> Option<Timestamp> {
     let s = s.trim();
+    common_forms(s.as_bytes()).or_else(|| any_form(s))
+}
+
+/// Every accepted format through chrono's parsers, one after the other.
+fn any_form(s: &str) -> Option<Timestamp> {
     if s.is_empty() {
         return None;
-    }
-    if let Some(t) = rfc3339_common(s.as_bytes()) {
-        return Some(t.with_timezone(&ict()));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&ict()));
@@ -112,23 +114,36 @@ fn datetime_any_year(s: &str) -> Option<Timestamp> {
     None
 }
 
-/// RFC 3339 as canonical events and most portals write it: `yyyy-MM-ddTHH:mm:ss`, an
-/// optional fraction of up to nine digits, then `Z` or `±HH:mm`; read digit by digit.
-/// `None` for anything else (leap seconds, lowercase, a space...), which the general
-/// parser then reads: this path never accepts what that one refuses, nor reads it apart.
-fn rfc3339_common(b: &[u8]) -> Option<DateTime<FixedOffset>> {
+/// The forms most records carry, read digit by digit: RFC 3339 (`yyyy-MM-ddTHH:mm:ss`,
+/// a fraction of up to nine digits, `Z` or `±HH:mm`), the same without an offset and
+/// with `T` or a space (ICT), and `yyyyMMddHHmmss` (ICT). `None` for anything else
+/// (leap seconds, lowercase, other widths...), which [`any_form`] then reads: a test
+/// holds that this path never reads a text apart from it.
+fn common_forms(b: &[u8]) -> Option<Timestamp> {
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         b.get(r)?.iter().try_fold(0u32, |n, c| {
             c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     };
-    if b.len() < 20 || [b[4], b[7], b[10], b[13], b[16]] != *b"--T::" {
+    let fields = |d: [usize; 6]| -> Option<[u32; 6]> {
+        Some([
+            num(d[0]..d[0] + 4)?,
+            num(d[1]..d[1] + 2)?,
+            num(d[2]..d[2] + 2)?,
+            num(d[3]..d[3] + 2)?,
+            num(d[4]..d[4] + 2)?,
+            num(d[5]..d[5] + 2)?,
+        ])
+    };
+    if b.len() == 14 {
+        let [y, mo, d, h, mi, sec] = fields([0, 4, 6, 8, 10, 12])?;
+        return local(naive([y, mo, d, h, mi, sec], 0)?);
+    }
+    if b.len() < 19 || [b[4], b[7], b[13], b[16]] != *b"--::" || !matches!(b[10], b'T' | b' ') {
         return None;
     }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let (mut i, mut nano) = (19, 0);
-    if b[i] == b'.' {
+    if b.get(i) == Some(&b'.') {
         let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
         if !(1..=9).contains(&digits) {
             return None;
@@ -136,7 +151,10 @@ fn rfc3339_common(b: &[u8]) -> Option<DateTime<FixedOffset>> {
         nano = num(i + 1..i + 1 + digits)? * 10u32.pow(9 - digits as u32);
         i += 1 + digits;
     }
+    let t = naive(fields([0, 5, 8, 11, 14, 17])?, nano)?;
     let offset = match &b[i..] {
+        [] => return local(t),
+        _ if b[10] != b'T' => return None,
         b"Z" => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
             let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
@@ -148,13 +166,20 @@ fn rfc3339_common(b: &[u8]) -> Option<DateTime<FixedOffset>> {
         }
         _ => return None,
     };
-    if sec > 59 {
+    let t = FixedOffset::east_opt(offset)?
+        .from_local_datetime(&t)
+        .single()?;
+    Some(t.with_timezone(&ict()))
+}
+
+/// A date and time of day from year, month, day, hour, minute and second; `None` past
+/// second 59 (leap seconds are left to chrono's parsers), for a year before 1000 (also
+/// left to them, and refused after), or for a day that does not exist.
+fn naive([y, mo, d, h, mi, sec]: [u32; 6], nano: u32) -> Option<NaiveDateTime> {
+    if sec > 59 || y < 1000 {
         return None;
     }
-    let t = NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(h, mi, sec, nano)?;
-    FixedOffset::east_opt(offset)?
-        .from_local_datetime(&t)
-        .single()
+    NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(h, mi, sec, nano)
 }
 
 fn local(t: NaiveDateTime) -> Option<Timestamp> {
@@ -267,25 +292,46 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
-        /// The digit-by-digit RFC 3339 path reads exactly what chrono's parser reads,
-        /// and refuses (to it) whatever it is unsure of.
+        /// The digit-by-digit path reads exactly what chrono's parsers read, and leaves
+        /// them whatever it is unsure of.
         #[test]
-        fn the_rfc3339_fast_path_agrees_with_chrono(
+        fn the_common_forms_read_as_chrono_reads_them(
             y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61,
             sec in 0u32..62, frac in proptest::option::of(0u32..1_000_000_000),
             width in 1usize..11, zone in proptest::sample::select(vec![
                 "Z", "z", "+07:00", "-05:30", "+23:59", "+24:00", "+07:60", "+0700", "", " ",
             ]),
-            sep in proptest::sample::select(vec!["T", "t", " "]),
+            sep in proptest::sample::select(vec!["T", "t", " ", ""]),
         ) {
             let frac = frac.map(|f| format!(".{f:0>9}7")[..=width].to_string()).unwrap_or_default();
-            let s = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{sec:02}{frac}{zone}");
-            let fast = rfc3339_common(s.as_bytes());
-            let chrono = DateTime::parse_from_rfc3339(&s).ok();
-            if let (Some(t), Some(c)) = (fast, chrono) {
-                proptest::prop_assert_eq!(t.offset(), c.offset(), "{}", s);
+            let s = if sep.is_empty() {
+                format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{sec:02}")
+            } else {
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{sec:02}{frac}{zone}")
+            };
+            let fast = common_forms(s.as_bytes());
+            let slow = any_form(&s);
+            if let Some(t) = fast {
+                proptest::prop_assert_eq!(Some(t), slow, "{}", s);
             }
-            proptest::prop_assert_eq!(fast, chrono.filter(|_| sep == "T" && zone != "z" && sec < 60 && (frac.len() < 11)), "{}", s);
+            // The 14-digit form carries neither fraction nor zone.
+            let plain = sec < 60 && y >= 1000 && (sep.is_empty() || (frac.len() < 11
+                && matches!(sep, "T" | " ")
+                && (zone.is_empty() || (sep == "T" && matches!(zone, "Z" | "+07:00" | "-05:30" | "+23:59")))));
+            proptest::prop_assert_eq!(fast.is_some(), plain && slow.is_some(), "{}", s);
+        }
+    }
+
+    #[test]
+    fn the_portal_forms_take_the_digit_by_digit_path() {
+        for s in [
+            "2024-06-05T08:30:00+07:00",
+            "2024-06-05T01:30:00.5Z",
+            "2024-06-05 08:30:00",
+            "20240605083000",
+        ] {
+            assert!(common_forms(s.as_bytes()).is_some(), "{s}");
+            assert_eq!(common_forms(s.as_bytes()), any_form(s), "{s}");
         }
     }
 

@@ -18,6 +18,7 @@ use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use dvc_pulse_window::{Outcome, content_hash};
+use futures::FutureExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -180,6 +181,7 @@ pub async fn run(
     };
     let sink = KafkaSink::new(dlq_kafka, topics.clone())?;
     let mut pending: Vec<Message> = Vec::new();
+    let mut batch = Batch::default();
     let mut since = 0u64;
     let mut ticker = tokio::time::interval(worker.cfg.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -196,15 +198,13 @@ pub async fn run(
             }
             m = consumer.recv() => match m {
                 Ok(msg) => {
+                    batch.clear();
+                    batch.push(&msg);
+                    drop(msg);
+                    batch.fill(&consumer);
                     drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
                     load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
-                    let (p, off) = (msg.partition(), msg.offset());
-                    let at_ms = msg.timestamp().to_millis();
-                    let payload = msg.payload().unwrap_or_default().to_vec();
-                    drop(msg);
-                    if apply(&worker, &consumer, (p, off, at_ms), &payload, &mut pending).await? {
-                        since += 1;
-                    }
+                    since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
                     if since >= worker.cfg.commit_every_events {
                         commit(&worker, &consumer, &sink, &mut pending).await?;
                         since = 0;
@@ -294,35 +294,152 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Applies one message, `(partition, offset, Kafka timestamp in ms)` and its payload;
-/// true when it changed the state.
-async fn apply(
+/// Most messages taken from the consumer's queue at once.
+const MAX_BATCH: usize = 1024;
+
+/// Messages taken together from the consumer's queue: their payloads copied into one
+/// reused buffer (no allocation per message), so no borrowed message lives across an
+/// await.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    msgs: Vec<Read>,
+}
+
+/// One message of a batch: partition, offset, Kafka timestamp (ms) and payload span.
+struct Read {
+    p: i32,
+    off: i64,
+    at_ms: Option<i64>,
+    span: std::ops::Range<usize>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.msgs.clear();
+    }
+
+    fn push(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let start = self.bytes.len();
+        self.bytes
+            .extend_from_slice(m.payload().unwrap_or_default());
+        self.msgs.push(Read {
+            p: m.partition(),
+            off: m.offset(),
+            at_ms: m.timestamp().to_millis(),
+            span: start..self.bytes.len(),
+        });
+    }
+
+    /// Adds the messages already waiting in the consumer's queue, up to [`MAX_BATCH`].
+    fn fill(&mut self, consumer: &StreamConsumer<Ctx>) {
+        while self.msgs.len() < MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => self.push(&m),
+                Some(Err(e)) => tracing::warn!(error = %e, "consume"),
+                None => return,
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Read, &[u8])> {
+        self.msgs.iter().map(|r| (r, &self.bytes[r.span.clone()]))
+    }
+}
+
+/// Applies a batch under one lock of the owned partitions; the metrics are updated once
+/// for the batch. Returns how many messages changed a state.
+async fn apply_batch(
     worker: &Worker,
     consumer: &StreamConsumer<Ctx>,
-    (p, off, at_ms): (i32, i64, Option<i64>),
-    payload: &[u8],
+    batch: &Batch,
     pending: &mut Vec<Message>,
-) -> Result<bool, WorkerError> {
-    let m = &worker.metrics;
-    m.consumed.inc();
-    ensure_loaded(worker, p).await?;
-    let mut owned = worker.owned.lock().expect("owned lock");
-    let o = owned.get_mut(&p).expect("loaded above");
-    match position(o, p, off, m) {
-        Position::Replayed => {
-            m.replayed.inc();
-            return Ok(false);
-        }
-        Position::Ahead(to) => {
-            drop(owned);
-            seek_back(worker, consumer, p, off, to)?;
-            return Ok(false);
-        }
-        Position::Next => {}
+) -> Result<u64, WorkerError> {
+    let mut partitions: Vec<i32> = batch.msgs.iter().map(|r| r.p).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    for p in &partitions {
+        ensure_loaded(worker, *p).await?;
     }
     let now = (worker.clock)();
+    let mut tally = Tally::default();
+    // Partitions sought back: their later messages in the batch come again after the seek.
+    let mut seeks: Vec<(i32, i64, i64)> = Vec::new();
+    {
+        let mut owned = worker.owned.lock().expect("owned lock");
+        for (r, payload) in batch.iter() {
+            if seeks.iter().any(|(p, _, _)| *p == r.p) {
+                tally.unread += 1;
+                continue;
+            }
+            let o = owned.get_mut(&r.p).expect("loaded above");
+            match position(o, r.p, r.off, &worker.metrics) {
+                Position::Replayed => tally.replayed += 1,
+                Position::Ahead(to) => seeks.push((r.p, r.off, to)),
+                Position::Next => {
+                    apply(worker, o, r, payload, now, &mut tally, pending);
+                    tally.changed += 1;
+                }
+            }
+        }
+    }
+    tally.flush(&worker.metrics, batch.msgs.len() as u64);
+    for (p, off, to) in seeks {
+        seek_back(worker, consumer, p, off, to)?;
+    }
+    Ok(tally.changed)
+}
+
+/// What a batch did, added to the metrics once.
+#[derive(Default)]
+struct Tally {
+    changed: u64,
+    /// Skipped after a seek in the same batch (read again from the seek's offset).
+    unread: u64,
+    replayed: u64,
+    applied: u64,
+    retractions: u64,
+    late: [u64; crate::metrics::LATENESS_BANDS.len()],
+    duplicates: u64,
+    stale: u64,
+    beyond_horizon: u64,
+    newest_event_us: Option<i64>,
+}
+
+impl Tally {
+    fn flush(&self, m: &Metrics, taken: u64) {
+        m.consumed.inc_by(taken - self.unread);
+        m.replayed.inc_by(self.replayed);
+        m.applied.inc_by(self.applied);
+        m.retractions.inc_by(self.retractions);
+        for (c, n) in m.late.iter().zip(self.late) {
+            c.inc_by(n);
+        }
+        m.duplicates.inc_by(self.duplicates);
+        m.stale.inc_by(self.stale);
+        m.beyond_horizon.inc_by(self.beyond_horizon);
+        if let Some(us) = self.newest_event_us {
+            m.newest_event_seconds.set(us / 1_000_000);
+        }
+    }
+}
+
+/// Applies the next message of a partition: decodes it, folds it into the state or
+/// dead-letters it, and moves the partition's offset past it.
+fn apply(
+    worker: &Worker,
+    o: &mut Owned,
+    r: &Read,
+    payload: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+    tally: &mut Tally,
+    pending: &mut Vec<Message>,
+) {
+    let (p, off) = (r.p, r.off);
     // Without a timestamp (old message formats), the time it was read stands in.
-    let at_ms = at_ms
+    let at_ms = r
+        .at_ms
         .filter(|t| *t > 0)
         .unwrap_or_else(|| now.timestamp_millis());
     advance_clock(worker, o, off, at_ms);
@@ -330,7 +447,7 @@ async fn apply(
     let origin = || format!("{}/{p}@{off}", worker.topic);
     match serde_json::from_slice::<DossierEvent>(payload) {
         Ok(event) => {
-            if let Some(letter) = fold(worker, o, &event, payload, (off, at_ms)) {
+            if let Some(letter) = fold(worker, o, &event, payload, (off, at_ms), tally) {
                 pending.push(dead_letter(
                     Reason::BeyondHorizon,
                     &letter,
@@ -347,7 +464,11 @@ async fn apply(
             } else {
                 Reason::MalformedJson
             };
-            m.invalid.with_label_values(&[reason.as_str()]).inc();
+            worker
+                .metrics
+                .invalid
+                .with_label_values(&[reason.as_str()])
+                .inc();
             pending.push(dead_letter(
                 reason,
                 &e.to_string(),
@@ -360,7 +481,6 @@ async fn apply(
     }
     o.state.next_offset = off + 1;
     o.state.generation += 1;
-    Ok(true)
 }
 
 /// Where a message stands against what a partition's state has read.
@@ -444,8 +564,8 @@ fn fold(
     event: &DossierEvent,
     payload: &[u8],
     (off, at_ms): (i64, i64),
+    tally: &mut Tally,
 ) -> Option<String> {
-    let m = &worker.metrics;
     // "Today" is the partition's clock (its newest message timestamp), so a replay
     // decides the horizon exactly as the first pass did.
     let today = o.state.today().expect("the clock has a timestamp");
@@ -460,25 +580,22 @@ fn fold(
             replaced,
             lateness_days,
         } => {
-            m.applied.inc();
-            if replaced {
-                m.retractions.inc();
-            }
-            m.late[band(lateness_days)].inc();
-            m.newest_event_seconds
-                .set(o.state.newest_event_us / 1_000_000);
+            tally.applied += 1;
+            tally.retractions += u64::from(replaced);
+            tally.late[band(lateness_days)] += 1;
+            tally.newest_event_us = Some(o.state.newest_event_us);
             None
         }
         Outcome::Duplicate => {
-            m.duplicates.inc();
+            tally.duplicates += 1;
             None
         }
         Outcome::Stale => {
-            m.stale.inc();
+            tally.stale += 1;
             None
         }
         Outcome::BeyondHorizon { day } => {
-            m.beyond_horizon.inc();
+            tally.beyond_horizon += 1;
             Some(format!(
                 "counts for {}, more than {} days before the partition's day (newest message timestamp)",
                 dvc_pulse_window::fact::day_date(day),

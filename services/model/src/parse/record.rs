@@ -250,7 +250,11 @@ mod tests {
 
     #[test]
     fn every_field_has_its_own_slot_in_list_order() {
-        let fields: Vec<&str> = CANONICAL_FIELDS.iter().chain(MAPPED_FIELDS.iter()).copied().collect();
+        let fields: Vec<&str> = CANONICAL_FIELDS
+            .iter()
+            .chain(MAPPED_FIELDS.iter())
+            .copied()
+            .collect();
         assert_eq!(fields.len(), SLOTS);
         for (i, f) in fields.iter().enumerate() {
             assert_eq!(slot(f), Some(i), "{f}");
