@@ -83,6 +83,29 @@ async fn throughput() {
     drop(c);
     std::hint::black_box(bytes);
 
+    println!("throughput ({n} messages, {PARTITIONS} partitions)");
+    println!("  kcat, consume only                      {kcat:>10.0} events/s");
+    println!("  in-process consumer, consume only       {ceiling:>10.0} events/s");
+    // The same messages again, each time into a fresh store: at the fixture's 200 ms
+    // commit interval (the freshness setting) and at the default 5 s.
+    let mut f = f;
+    for interval in [Duration::from_millis(200), Duration::from_secs(5)] {
+        f.config.worker.commit_interval = interval;
+        // A group of its own: the previous run's committed offsets are not this store's.
+        f.config.worker.group_id = format!("bench-{}", interval.as_millis());
+        let worker = worker_rate(&f, n).await;
+        println!(
+            "  worker, commits every {:>5}            {worker:>10.0} events/s   {:.0}% of kcat (aim ≥ 85%), {:.0}% of the in-process consumer",
+            format!("{interval:?}"),
+            worker * 100.0 / kcat,
+            worker * 100.0 / ceiling
+        );
+    }
+}
+
+/// Messages per second a worker (into a fresh store) applies, from its first message
+/// read (after its group join) until it has consumed all `n`.
+async fn worker_rate(f: &Fixture, n: u64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let w = f.worker(dir.path(), None).await;
     while w.worker.metrics.consumed.get() == 0 {
@@ -92,42 +115,9 @@ async fn throughput() {
     while w.worker.metrics.consumed.get() < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let worker = (n - from) as f64 / started.elapsed().as_secs_f64();
-    println!("throughput ({n} messages, {PARTITIONS} partitions, from the first message read)");
-    println!("  kcat, consume only                   {kcat:>10.0} events/s");
-    println!("  in-process consumer, consume only    {ceiling:>10.0} events/s");
-    println!(
-        "  worker (to buckets, store commits)   {worker:>10.0} events/s   {:.0}% of kcat (aim ≥ 85%), {:.0}% of the in-process consumer",
-        worker * 100.0 / kcat,
-        worker * 100.0 / ceiling
-    );
+    let rate = (n - from) as f64 / started.elapsed().as_secs_f64();
     w.stop().await.unwrap();
-}
-
-/// Messages per second kcat reads `topic` at, from its start to the end of every partition.
-fn kcat_rate(bootstrap: &str, topic: &str, n: u64) -> f64 {
-    let started = Instant::now();
-    let out = std::process::Command::new("kcat")
-        .args([
-            "-C",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%s\\n",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .output()
-        .expect("kcat runs (tests/run installs it)");
-    let secs = started.elapsed().as_secs_f64();
-    let lines = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
-    assert_eq!(lines, n, "kcat read every message");
-    n as f64 / secs
+    rate
 }
 
 async fn freshness() {
