@@ -42,6 +42,8 @@ pub struct FileSnapshot {
 
 /// Computes `q` over the events in `path`. `now` is the validation clock; with
 /// `horizon_days`, versions older than that before `now`'s day are ignored, as a worker would.
+/// Reading and parsing keep the calling thread busy (it merges what the parser threads
+/// fold) until the file is read; only the window query is asynchronous.
 pub async fn from_file(
     cfg: &Config,
     path: &Path,

@@ -120,6 +120,32 @@ async fn worker_rate(f: &Fixture, n: u64) -> f64 {
     rate
 }
 
+/// Messages per second kcat reads `topic` at, from its start to the end of every partition.
+fn kcat_rate(bootstrap: &str, topic: &str, n: u64) -> f64 {
+    let started = Instant::now();
+    let out = std::process::Command::new("kcat")
+        .args([
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%s\\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .expect("kcat runs (tests/run installs it)");
+    let secs = started.elapsed().as_secs_f64();
+    let lines = out.stdout.iter().filter(|b| **b == b'\n').count() as u64;
+    assert_eq!(lines, n, "kcat read every message");
+    n as f64 / secs
+}
+
 async fn freshness() {
     let f = Fixture::new(6);
     let dir = tempfile::tempdir().unwrap();
