@@ -6,7 +6,7 @@
 
 use crate::event::{Channel, DossierEvent, Status};
 use crate::normalize;
-use crate::parse::{Norm, Record, Scalar, date};
+use crate::parse::{Norm, Record, Scalar, date_of};
 use crate::reason::{Reason, Rejection};
 use crate::reference::Reference;
 use std::borrow::Cow;
@@ -91,11 +91,11 @@ pub(crate) fn to_event(m: &Record, reference: &Reference) -> Result<DossierEvent
         })?;
     // Dates may come as numbers (`20240605083000`); read them as text first.
     let when = |f: &'static str, end_of_day: bool| -> Result<_, Rejection> {
-        let one = match text(f, normalize::code_keep_space)? {
-            Some(s) => Record::one(f, Cow::Owned(s)),
-            None => Record::default(),
-        };
-        date(&one, f, end_of_day)
+        date_of(
+            f,
+            text(f, normalize::code_keep_space)?.as_deref(),
+            end_of_day,
+        )
     };
     let received_at = when("NgayTiepNhan", false)?;
     let finished_at = when("NgayKetThucXuLy", true)?;

@@ -473,17 +473,30 @@ pub(crate) fn date(
     f: &'static str,
     end_of_day: bool,
 ) -> Result<Option<Timestamp>, Rejection> {
-    let Some(text) = optional(m, f, normalize::code_keep_space)? else {
+    date_of(
+        f,
+        optional(m, f, normalize::code_keep_space)?.as_deref(),
+        end_of_day,
+    )
+}
+
+/// [`date`] of a field's trimmed text, already read (`None` when absent or blank).
+pub(crate) fn date_of(
+    f: &'static str,
+    text: Option<&str>,
+    end_of_day: bool,
+) -> Result<Option<Timestamp>, Rejection> {
+    let Some(text) = text else {
         return Ok(None);
     };
-    let t = normalize::datetime(&text).ok_or_else(|| {
+    let t = normalize::datetime(text).ok_or_else(|| {
         Rejection::field(
             Reason::InvalidDate,
             f,
             format!("{f} {text:?} is not a date in any accepted format"),
         )
     })?;
-    Ok(Some(if end_of_day && normalize::is_bare_date(&text) {
+    Ok(Some(if end_of_day && normalize::is_bare_date(text) {
         t + chrono::Duration::seconds(86399)
     } else {
         t

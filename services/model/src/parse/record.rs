@@ -114,15 +114,6 @@ impl<'a> Record<'a> {
         }
         r
     }
-
-    /// A record of one text field (DVCQG dates read as text first).
-    pub(crate) fn one(f: &str, text: Cow<'a, str>) -> Self {
-        let mut r = Record::default();
-        if let Some(i) = slot(f) {
-            r.slots[i] = Some(Scalar::Text(text));
-        }
-        r
-    }
 }
 
 impl<'de> Deserialize<'de> for Record<'de> {
