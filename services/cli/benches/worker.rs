@@ -6,7 +6,8 @@
 //! - bytes of state per live dossier, by capacity (the state bench measures RSS; aim ≤ 48);
 //! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
 //!
-//! `cargo bench -p dvc-pulse --bench worker`
+//! `cargo bench -p dvc-pulse --bench worker [-- SECTION…]`, sections: throughput,
+//! freshness, state, snapshot (all when none is named).
 
 use chrono::{Duration as Days, TimeZone, Utc};
 use dvc_pulse_devkit::fixture::{Fixture, TOKEN, canonical_stream, produce};
@@ -23,13 +24,24 @@ use std::time::{Duration, Instant};
 const PARTITIONS: i32 = 32;
 
 fn main() {
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |s: &str| named.is_empty() || named.iter().any(|n| n == s);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        throughput().await;
-        freshness().await;
-    });
-    state();
-    snapshot_file(&rt);
+    if run("throughput") {
+        rt.block_on(throughput());
+    }
+    if run("freshness") {
+        rt.block_on(freshness());
+    }
+    if run("state") {
+        state();
+    }
+    if run("snapshot") {
+        snapshot_file(&rt);
+    }
 }
 
 async fn throughput() {

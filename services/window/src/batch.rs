@@ -5,7 +5,7 @@ use crate::dims::Dims;
 use crate::error::WindowError;
 use crate::fact::Counter;
 use crate::query::{self, Source, WindowQuery, WindowTable};
-use crate::state::{BucketCounts, BucketKey, NO_AGENCY, PartitionState};
+use crate::state::{BucketCounts, BucketKey, FastMap, NO_AGENCY, PartitionState};
 use datafusion::arrow::array::{
     ArrayRef, AsArray, Date32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondBuilder, UInt8Builder, UInt64Builder,
@@ -13,7 +13,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use dvc_pulse_model::DossierEvent;
 use hashbrown::HashTable;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock};
 
@@ -324,7 +323,7 @@ impl PartitionState {
     }
 
     /// Bucket deltas as `contributions` rows (the buckets' columns and `month`).
-    pub fn contributions_batch(&self, deltas: &HashMap<BucketKey, BucketCounts>) -> RecordBatch {
+    pub fn contributions_batch(&self, deltas: &FastMap<BucketKey, BucketCounts>) -> RecordBatch {
         let rows = self.rows_batch(deltas.iter().collect());
         let days = rows
             .column(0)

@@ -5,7 +5,7 @@
 
 use crate::fact::{Counter, NO_DAY, day_date, day_number};
 use crate::query::WindowQuery;
-use crate::state::{BucketKey, Entry, Names, PartitionState};
+use crate::state::{BucketCounts, BucketKey, Entry, Names, PartitionState};
 use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_model::Channel;
 use dvc_pulse_model::event::{format_ts, ict};
@@ -111,6 +111,51 @@ pub fn replacement_deltas(
         add(old, -1);
     }
     add(new, 1);
+}
+
+/// The bucket deltas of `new` replacing `old` (either may be absent), netted per bucket:
+/// one row per bucket touched, so each is looked up once, and buckets whose deltas cancel
+/// (a status change leaves the received day's counts as they were) are left out.
+#[derive(Debug, Default)]
+pub struct BucketDeltas {
+    len: usize,
+    /// At most four days per entry ([`crate::fact::Days::deltas`]), two entries.
+    rows: [(BucketKey, BucketCounts); 8],
+}
+
+impl BucketDeltas {
+    /// `new - old`.
+    pub fn of(old: Option<&Entry>, new: Option<&Entry>) -> Self {
+        let mut d = BucketDeltas::default();
+        for (e, sign) in [(old, -1), (new, 1)] {
+            let Some(e) = e.filter(|e| e.days.received != NO_DAY) else {
+                continue;
+            };
+            e.days.deltas(|day, m| {
+                d.add((day, e.procedure, e.locality, e.agency), m, sign);
+            });
+        }
+        d
+    }
+
+    fn add(&mut self, key: BucketKey, m: Counter, sign: i64) {
+        let i = match self.rows[..self.len].iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.rows[self.len] = (key, [0; Counter::ALL.len()]);
+                self.len += 1;
+                self.len - 1
+            }
+        };
+        self.rows[i].1[m as usize] += sign;
+    }
+
+    /// The buckets whose counts change, with their deltas.
+    pub fn iter(&self) -> impl Iterator<Item = &(BucketKey, BucketCounts)> {
+        self.rows[..self.len]
+            .iter()
+            .filter(|(_, c)| c.iter().any(|&x| x != 0))
+    }
 }
 
 /// Versions read, with the names their entries refer to: what the `changes` table holds
@@ -281,5 +326,64 @@ mod tests {
             assert_eq!(Change::from_name(c.name()), Some(c));
         }
         assert_eq!(Change::from_name("late"), None);
+    }
+
+    fn entry(days: [i32; 4], channel: u8, on_time: bool, group: u32) -> Entry {
+        let day = |d: i32| if d < 0 { NO_DAY } else { 20_000 + d };
+        let received = day(days[0]);
+        let after = |d: i32| {
+            if d < 0 || received == NO_DAY {
+                NO_DAY
+            } else {
+                received + d
+            }
+        };
+        Entry {
+            updated_us: 0,
+            content: 0,
+            procedure: group % 2,
+            locality: group / 2,
+            agency: crate::state::NO_AGENCY,
+            days: crate::fact::Days {
+                received,
+                finished: after(days[1]),
+                closed: after(days[2]),
+                due: after(days[3]),
+                channel,
+                on_time,
+            },
+            status: 1,
+        }
+    }
+
+    fn any_entry() -> impl proptest::strategy::Strategy<Value = Entry> {
+        use proptest::prelude::*;
+        (
+            proptest::array::uniform4(-1i32..3),
+            0u8..3,
+            any::<bool>(),
+            0u32..3,
+        )
+            .prop_map(|(d, c, t, g)| entry(d, c, t, g))
+    }
+
+    proptest::proptest! {
+        /// Netted per bucket, the deltas are exactly those of `replacement_deltas`, and
+        /// no bucket is listed twice or with all-zero deltas.
+        #[test]
+        fn netted_deltas_sum_the_single_ones(
+            old in proptest::option::of(any_entry()),
+            new in any_entry(),
+        ) {
+            let mut want: HashMap<BucketKey, BucketCounts> = HashMap::new();
+            replacement_deltas(old.as_ref(), &new, |k, m, sign| {
+                want.entry(k).or_insert([0; Counter::ALL.len()])[m as usize] += sign;
+            });
+            want.retain(|_, c| c.iter().any(|&x| x != 0));
+            let netted = BucketDeltas::of(old.as_ref(), Some(&new));
+            let got: HashMap<BucketKey, BucketCounts> = netted.iter().copied().collect();
+            proptest::prop_assert_eq!(got.len(), netted.iter().count());
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

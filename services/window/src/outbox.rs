@@ -4,12 +4,11 @@
 //! already there and is not emitted again, so a replay after a crash between the three
 //! commits writes each table's missing part exactly once.
 
-use crate::changes::{Change, Revision, replacement_deltas};
+use crate::changes::{BucketDeltas, Change, Revision};
 use crate::error::WindowError;
 use crate::fact::Counter;
-use crate::state::{Applied, BucketCounts, BucketKey, Key, PartitionState};
+use crate::state::{Applied, BucketCounts, BucketKey, FastMap, Key, PartitionState};
 use datafusion::arrow::array::RecordBatch;
-use std::collections::HashMap;
 
 /// The offsets each table holds for a partition: every version before it is there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,9 +24,9 @@ pub struct Committed {
 /// Pending output of one partition.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    contributions: HashMap<BucketKey, BucketCounts>,
+    contributions: FastMap<BucketKey, BucketCounts>,
     changes: Vec<Revision>,
-    state: HashMap<Key, i64>,
+    state: FastMap<Key, i64>,
 }
 
 /// One partition's output, encoded for the store.
@@ -69,13 +68,15 @@ impl Outbox {
             return;
         }
         if offset >= committed.contributions {
-            replacement_deltas(applied.old.as_ref(), &new, |k, m, sign| {
+            for (k, delta) in BucketDeltas::of(applied.old.as_ref(), Some(&new)).iter() {
                 let c = self
                     .contributions
-                    .entry(k)
+                    .entry(*k)
                     .or_insert([0; Counter::ALL.len()]);
-                c[m as usize] += sign;
-            });
+                for (c, d) in c.iter_mut().zip(delta) {
+                    *c += d;
+                }
+            }
         }
         if offset >= committed.state {
             self.state.insert(applied.key, offset);

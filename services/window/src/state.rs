@@ -2,6 +2,7 @@
 //! to. Synchronous and clock-free: "today" is an argument, or the partition's own clock
 //! (the newest Kafka timestamp read), never the machine's.
 
+use crate::changes::BucketDeltas;
 use crate::dossiers::DossierTable;
 use crate::fact::{Counter, Days, NO_DAY, ict_day, ict_day_us};
 use dvc_pulse_model::{DossierEvent, Status};
@@ -73,7 +74,7 @@ pub struct Names {
     pub agencies: Interner,
     /// (procedure, locality, agency) triples, numbered in order of first sight.
     groups: Vec<(u32, u32, u32)>,
-    group_ids: HashMap<(u32, u32, u32), u32>,
+    group_ids: FastMap<(u32, u32, u32), u32>,
 }
 
 impl Names {
@@ -177,11 +178,15 @@ pub type BucketKey = (i32, u32, u32, u32);
 /// Counters of one bucket, indexed by [`Counter`].
 pub type BucketCounts = [i64; Counter::ALL.len()];
 
+/// A hash map keyed by integers the pipeline makes (days, ids, dossier keys): a fast
+/// hash, randomly seeded per process.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The state of one partition of `dossier-events`.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionState {
     pub(crate) dossiers: DossierTable,
-    pub(crate) buckets: HashMap<BucketKey, BucketCounts>,
+    pub(crate) buckets: FastMap<BucketKey, BucketCounts>,
     pub(crate) names: Names,
     /// The next Kafka offset to apply.
     pub next_offset: i64,
@@ -264,9 +269,8 @@ impl PartitionState {
             if (entry.updated_us, entry.status) < (old.updated_us, old.status) {
                 return (Outcome::Stale, Some(old), Some(entry));
             }
-            self.contribute(&old, -1);
         }
-        self.contribute(&entry, 1);
+        self.contribute(old.as_ref(), Some(&entry));
         let group = self
             .names
             .group((entry.procedure, entry.locality, entry.agency));
@@ -302,19 +306,17 @@ impl PartitionState {
         }
     }
 
-    fn contribute(&mut self, e: &Entry, sign: i64) {
-        if e.days.received == NO_DAY {
-            return;
-        }
-        let buckets = &mut self.buckets;
-        e.days.deltas(|day, m| {
-            let key = (day, e.procedure, e.locality, e.agency);
-            let counts = buckets.entry(key).or_insert([0; Counter::ALL.len()]);
-            counts[m as usize] += sign;
-            if sign < 0 && counts.iter().all(|&c| c == 0) {
-                buckets.remove(&key);
+    /// Adds `new - old` to the buckets; a bucket left all zero is removed.
+    fn contribute(&mut self, old: Option<&Entry>, new: Option<&Entry>) {
+        for (key, delta) in BucketDeltas::of(old, new).iter() {
+            let counts = self.buckets.entry(*key).or_insert([0; Counter::ALL.len()]);
+            for (c, d) in counts.iter_mut().zip(delta) {
+                *c += d;
             }
-        });
+            if counts.iter().all(|&c| c == 0) {
+                self.buckets.remove(key);
+            }
+        }
     }
 
     /// The ICT day of the partition's clock, or `None` before any timestamp was read.
@@ -347,7 +349,7 @@ impl PartitionState {
             })
             .collect();
         for (k, e) in &gone {
-            self.contribute(e, -1);
+            self.contribute(Some(e), None);
             self.dossiers.remove(k);
         }
         if !gone.is_empty() {
@@ -363,10 +365,8 @@ impl PartitionState {
 
     /// Sets a dossier's entry (restoring persisted state), replacing its contribution.
     pub fn insert_entry(&mut self, key: Key, e: Entry) {
-        if let Some(old) = self.entry(&key) {
-            self.contribute(&old, -1);
-        }
-        self.contribute(&e, 1);
+        let old = self.entry(&key);
+        self.contribute(old.as_ref(), Some(&e));
         let group = self.names.group((e.procedure, e.locality, e.agency));
         self.dossiers.insert(&key, &e, group);
         self.generation += 1;

@@ -17,6 +17,7 @@ use dvc_pulse_kafka::sink::{Destination, KafkaSink, Message};
 use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
+use dvc_pulse_window::outbox::Committed;
 use dvc_pulse_window::{Outcome, content_hash};
 use futures::FutureExt;
 use rdkafka::consumer::{
@@ -92,7 +93,10 @@ async fn topic_partitions(
             })
     })
     .await
-    .map_err(|e| WorkerError::Config(format!("metadata task: {e}")))?
+    .map_err(|e| WorkerError::Task {
+        task: "metadata",
+        detail: e.to_string(),
+    })?
     .map_err(kafka_err("fetch metadata"))
 }
 
@@ -183,6 +187,7 @@ pub async fn run(
     let mut pending: Vec<Message> = Vec::new();
     let mut batch = Batch::default();
     let mut since = 0u64;
+    let mut flight = Flight::default();
     let mut ticker = tokio::time::interval(worker.cfg.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %worker.id, group = %worker.cfg.group_id, partitions = worker.partitions(), "consuming");
@@ -190,11 +195,23 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            landed = flight.landing(), if flight.busy() => {
+                flight.land(&worker, &consumer, landed)?;
+                if since >= worker.cfg.commit_every_events {
+                    since = 0;
+                    flight.start(&worker, &consumer, &sink, &mut pending).await?;
+                }
+            }
             _ = ticker.tick() => {
-                drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
-                load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
-                commit(&worker, &consumer, &sink, &mut pending).await?;
-                since = 0;
+                let (gone, new) = (
+                    revoked.try_iter().flatten().collect(),
+                    assigned.try_iter().flatten().collect(),
+                );
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                if !flight.busy() {
+                    since = 0;
+                    flight.start(&worker, &consumer, &sink, &mut pending).await?;
+                }
             }
             m = consumer.recv() => match m {
                 Ok(msg) => {
@@ -202,22 +219,46 @@ pub async fn run(
                     batch.push(&msg);
                     drop(msg);
                     batch.fill(&consumer);
-                    drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
-                    load_assigned(&worker, assigned.try_iter().flatten().collect()).await?;
+                    let (gone, new) = (
+                    revoked.try_iter().flatten().collect(),
+                    assigned.try_iter().flatten().collect(),
+                );
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                     since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
-                    if since >= worker.cfg.commit_every_events {
-                        commit(&worker, &consumer, &sink, &mut pending).await?;
+                    if since >= worker.cfg.commit_every_events && !flight.busy() {
                         since = 0;
+                        flight.start(&worker, &consumer, &sink, &mut pending).await?;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "consume"),
             }
         }
     }
+    flight.settle(&worker, &consumer).await?;
     drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
-    commit(&worker, &consumer, &sink, &mut pending).await?;
+    flight
+        .start(&worker, &consumer, &sink, &mut pending)
+        .await?;
+    flight.settle(&worker, &consumer).await?;
     consumer.unsubscribe();
     Ok(())
+}
+
+/// Takes in the group's latest decisions: revoked partitions are dropped (after the
+/// commit in flight lands, so their committed offsets are current for the fence
+/// check), newly assigned ones loaded.
+async fn rebalanced(
+    worker: &Worker,
+    consumer: &Arc<StreamConsumer<Ctx>>,
+    flight: &mut Flight,
+    gone: Vec<i32>,
+    new: Vec<i32>,
+) -> Result<(), WorkerError> {
+    if !gone.is_empty() {
+        flight.settle(worker, consumer).await?;
+        drop_revoked(worker, gone).await?;
+    }
+    load_assigned(worker, new).await
 }
 
 async fn drop_revoked(worker: &Worker, gone: Vec<i32>) -> Result<(), WorkerError> {
@@ -346,6 +387,44 @@ impl Batch {
     fn iter(&self) -> impl Iterator<Item = (&Read, &[u8])> {
         self.msgs.iter().map(|r| (r, &self.bytes[r.span.clone()]))
     }
+
+    /// Every payload decoded and content-hashed, in order: on up to [`lanes`] threads
+    /// (nothing here depends on the state; applying stays in order, one thread).
+    fn decode(&self) -> Vec<Decoded> {
+        let one = |r: &Read| {
+            let payload = &self.bytes[r.span.clone()];
+            serde_json::from_slice::<DossierEvent>(payload).map(|e| (e, content_hash(payload)))
+        };
+        let lanes = lanes();
+        if lanes == 1 || self.msgs.len() < PARALLEL_FROM {
+            return self.msgs.iter().map(one).collect();
+        }
+        let chunk = self.msgs.len().div_ceil(lanes);
+        std::thread::scope(|s| {
+            let mut chunks = self.msgs.chunks(chunk);
+            let first = chunks.next().expect("a batch has a message");
+            let rest: Vec<_> = chunks
+                .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            let mut all: Vec<Decoded> = first.iter().map(one).collect();
+            for h in rest {
+                all.extend(h.join().expect("decoding does not panic"));
+            }
+            all
+        })
+    }
+}
+
+/// A payload decoded, with its content hash; or why it is not an event.
+type Decoded = Result<(DossierEvent, u64), serde_json::Error>;
+
+/// Smallest batch worth decoding on several threads.
+const PARALLEL_FROM: usize = 256;
+
+/// Threads a batch is decoded on: the machine's cores, at most four.
+fn lanes() -> usize {
+    static LANES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LANES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 /// Applies a batch under one lock of the owned partitions; the metrics are updated once
@@ -362,13 +441,14 @@ async fn apply_batch(
     for p in &partitions {
         ensure_loaded(worker, *p).await?;
     }
+    let decoded = batch.decode();
     let now = (worker.clock)();
     let mut tally = Tally::default();
     // Partitions sought back: their later messages in the batch come again after the seek.
     let mut seeks: Vec<(i32, i64, i64)> = Vec::new();
     {
         let mut owned = worker.owned.lock().expect("owned lock");
-        for (r, payload) in batch.iter() {
+        for ((r, payload), d) in batch.iter().zip(decoded) {
             if seeks.iter().any(|(p, _, _)| *p == r.p) {
                 tally.unread += 1;
                 continue;
@@ -378,7 +458,7 @@ async fn apply_batch(
                 Position::Replayed => tally.replayed += 1,
                 Position::Ahead(to) => seeks.push((r.p, r.off, to)),
                 Position::Next => {
-                    apply(worker, o, r, payload, now, &mut tally, pending);
+                    apply(worker, o, (r, payload, d), now, &mut tally, pending);
                     tally.changed += 1;
                 }
             }
@@ -430,8 +510,7 @@ impl Tally {
 fn apply(
     worker: &Worker,
     o: &mut Owned,
-    r: &Read,
-    payload: &[u8],
+    (r, payload, decoded): (&Read, &[u8], Decoded),
     now: chrono::DateTime<chrono::Utc>,
     tally: &mut Tally,
     pending: &mut Vec<Message>,
@@ -445,9 +524,9 @@ fn apply(
     advance_clock(worker, o, off, at_ms);
     // Only dead letters need it; built on that rare path.
     let origin = || format!("{}/{p}@{off}", worker.topic);
-    match serde_json::from_slice::<DossierEvent>(payload) {
-        Ok(event) => {
-            if let Some(letter) = fold(worker, o, &event, payload, (off, at_ms), tally) {
+    match decoded {
+        Ok((event, content)) => {
+            if let Some(letter) = fold(worker, o, &event, content, (off, at_ms), tally) {
                 pending.push(dead_letter(
                     Reason::BeyondHorizon,
                     &letter,
@@ -562,7 +641,7 @@ fn fold(
     worker: &Worker,
     o: &mut Owned,
     event: &DossierEvent,
-    payload: &[u8],
+    content: u64,
     (off, at_ms): (i64, i64),
     tally: &mut Tally,
 ) -> Option<String> {
@@ -572,7 +651,7 @@ fn fold(
     worker.note_procedure(&event.procedure_code, event.procedure_name.as_deref());
     let applied = o
         .state
-        .apply_full(event, content_hash(payload), today, worker.cfg.horizon_days);
+        .apply_full(event, content, today, worker.cfg.horizon_days);
     o.outbox
         .record(&o.committed, off, at_ms, &event.dossier_id, &applied);
     match applied.outcome {
@@ -623,28 +702,116 @@ fn dead_letter(
     }
 }
 
-/// Publishes pending dead letters, commits every owned partition's output to the store,
-/// compacts partition states that grew, then commits the offsets to Kafka.
-async fn commit(
+/// The store commit running beside the consume loop: at most one at a time, so each
+/// commit is fenced on the offsets the previous one left. While it runs the loop keeps
+/// applying; what it applies goes to the outbox for the next commit (every offset it
+/// reads is past the one in flight, so the outbox's per-table filters are unaffected).
+#[derive(Default)]
+struct Flight(Option<tokio::task::JoinHandle<Result<Landed, WorkerError>>>);
+
+/// What a store commit wrote: each partition's next offset and what its tables hold now.
+struct Landed(Vec<(i32, i64, Committed)>);
+
+/// A partition state to rewrite whole after the commit (stamped with its next offset).
+type Compaction = (i32, datafusion::arrow::array::RecordBatch, i64);
+
+impl Flight {
+    fn busy(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Waits for the commit in flight (call only when [`Flight::busy`]).
+    async fn landing(&mut self) -> Result<Landed, WorkerError> {
+        let handle = self.0.as_mut().expect("a commit is in flight");
+        let joined = handle.await;
+        self.0 = None;
+        joined.map_err(|e| WorkerError::Task {
+            task: "store commit",
+            detail: e.to_string(),
+        })?
+    }
+
+    /// Publishes pending dead letters, then starts committing every owned partition's
+    /// output to the store. Does nothing while a commit is in flight.
+    async fn start(
+        &mut self,
+        worker: &Arc<Worker>,
+        consumer: &Arc<StreamConsumer<Ctx>>,
+        sink: &KafkaSink,
+        pending: &mut Vec<Message>,
+    ) -> Result<(), WorkerError> {
+        if self.busy() {
+            return Ok(());
+        }
+        // Dead letters first: a commit must never cover a message whose dead letter is lost.
+        if !pending.is_empty()
+            && let Err(e) = sink.publish(std::mem::take(pending)).await
+        {
+            tracing::warn!(error = %e, "dead letters not published; commit postponed");
+            return Ok(());
+        }
+        if !has_output(worker) || !partitions_unchanged(worker, consumer).await? {
+            return Ok(());
+        }
+        let (parts, meta, compact) = take_output(worker)?;
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let worker = worker.clone();
+        self.0 = Some(tokio::spawn(async move {
+            write(&worker, parts, meta, compact).await
+        }));
+        Ok(())
+    }
+
+    /// Takes in a landed commit: the partitions' committed offsets, then Kafka's copy.
+    fn land(
+        &mut self,
+        worker: &Worker,
+        consumer: &StreamConsumer<Ctx>,
+        landed: Result<Landed, WorkerError>,
+    ) -> Result<(), WorkerError> {
+        let landed = landed?;
+        let mut tpl = TopicPartitionList::new();
+        {
+            let mut owned = worker.owned.lock().expect("owned lock");
+            for &(p, next_offset, c) in &landed.0 {
+                if let Some(o) = owned.get_mut(&p) {
+                    o.committed = c;
+                }
+                tpl.add_partition_offset(&worker.topic, p, Offset::Offset(next_offset))
+                    .map_err(kafka_err("offset list"))?;
+            }
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            // Not fatal: the store holds the offsets; Kafka's copy is for lag monitoring.
+            tracing::warn!(error = %e, "offset commit");
+        }
+        Ok(())
+    }
+
+    /// Waits for the commit in flight, if any, and takes it in.
+    async fn settle(
+        &mut self,
+        worker: &Worker,
+        consumer: &StreamConsumer<Ctx>,
+    ) -> Result<(), WorkerError> {
+        if self.busy() {
+            let landed = self.landing().await;
+            self.land(worker, consumer, landed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Commits the partitions' output to the store, then rewrites the partition states
+/// that grew (each as of the offset just committed).
+async fn write(
     worker: &Worker,
-    consumer: &Arc<StreamConsumer<Ctx>>,
-    sink: &KafkaSink,
-    pending: &mut Vec<Message>,
-) -> Result<(), WorkerError> {
-    // Dead letters first: a commit must never cover a message whose dead letter is lost.
-    if !pending.is_empty()
-        && let Err(e) = sink.publish(std::mem::take(pending)).await
-    {
-        tracing::warn!(error = %e, "dead letters not published; commit postponed");
-        return Ok(());
-    }
-    if !has_output(worker) || !partitions_unchanged(worker, consumer).await? {
-        return Ok(());
-    }
-    let (parts, meta) = take_output(worker)?;
-    if parts.is_empty() {
-        return Ok(());
-    }
+    parts: Vec<PartitionCommit>,
+    meta: CommitMeta,
+    compact: Vec<Compaction>,
+) -> Result<Landed, WorkerError> {
     let started = Instant::now();
     let now = worker.store.commit(&parts, meta).await?;
     worker
@@ -652,39 +819,16 @@ async fn commit(
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
     worker.metrics.commits.inc();
-    let mut tpl = TopicPartitionList::new();
-    let mut compact = Vec::new();
-    {
-        let mut owned = worker.owned.lock().expect("owned lock");
-        for (part, c) in parts.iter().zip(now) {
-            if let Some(o) = owned.get_mut(&part.partition) {
-                o.committed = c;
-                o.state_rows += part.batches.state.num_rows();
-                if o.state_rows > o.state.dossier_count().max(10_000) {
-                    compact.push((
-                        part.partition,
-                        o.state.full_state_batch(part.partition, c.state)?,
-                        c.state,
-                    ));
-                    o.state_rows = 0;
-                }
-            }
-            tpl.add_partition_offset(
-                &worker.topic,
-                part.partition,
-                Offset::Offset(part.next_offset),
-            )
-            .map_err(kafka_err("offset list"))?;
-        }
-    }
     for (p, rows, offset) in compact {
         worker.store.compact_state(p, rows, offset).await?;
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-        // Not fatal: the store holds the offsets; Kafka's copy is for lag monitoring.
-        tracing::warn!(error = %e, "offset commit");
-    }
-    Ok(())
+    Ok(Landed(
+        parts
+            .iter()
+            .zip(now)
+            .map(|(part, c)| (part.partition, part.next_offset, c))
+            .collect(),
+    ))
 }
 
 /// Whether any owned partition read past what its tables hold.
@@ -696,12 +840,17 @@ fn has_output(worker: &Worker) -> bool {
     })
 }
 
-/// Takes every owned partition's pending output, with the commit's metadata.
-fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), WorkerError> {
+/// Takes every owned partition's pending output, with the commit's metadata and the
+/// partition states to rewrite whole after it (built now: the state is exactly at the
+/// offset being committed only until the loop applies the next message).
+fn take_output(
+    worker: &Worker,
+) -> Result<(Vec<PartitionCommit>, CommitMeta, Vec<Compaction>), WorkerError> {
     let mut owned = worker.owned.lock().expect("owned lock");
     let mut dossiers = 0;
     let mut newest = 0;
     let mut parts = Vec::new();
+    let mut compact = Vec::new();
     for (p, o) in owned.iter_mut() {
         dossiers += o.state.dossier_count();
         newest = newest.max(o.state.newest_event_us);
@@ -710,12 +859,21 @@ fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), Wo
         if o.state.next_offset <= behind {
             continue;
         }
+        let batches = o.outbox.take(&o.state, *p)?;
+        // The state table moves to `next_offset` with this commit (it is the last table
+        // written, so never ahead of the others).
+        o.state_rows += batches.state.num_rows();
+        if o.state_rows > o.state.dossier_count().max(10_000) {
+            let at = o.state.next_offset;
+            compact.push((*p, o.state.full_state_batch(*p, at)?, at));
+            o.state_rows = 0;
+        }
         parts.push(PartitionCommit {
             partition: *p,
             next_offset: o.state.next_offset,
             clock_ms: o.state.clock_ms,
             expected: c,
-            batches: o.outbox.take(&o.state, *p)?,
+            batches,
         });
     }
     worker.metrics.dossiers.set(dossiers as i64);
@@ -724,5 +882,5 @@ fn take_output(worker: &Worker) -> Result<(Vec<PartitionCommit>, CommitMeta), Wo
         newest_event_us: newest,
         partitions: worker.partitions(),
     };
-    Ok((parts, meta))
+    Ok((parts, meta, compact))
 }

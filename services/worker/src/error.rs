@@ -25,6 +25,14 @@ pub enum WorkerError {
     /// Publishing dead letters failed.
     #[error(transparent)]
     Sink(#[from] dvc_pulse_kafka::KafkaClientError),
+    /// A task the worker runs beside its loop panicked or was cancelled.
+    #[error("{task} task: {detail}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// What its join said.
+        detail: String,
+    },
     /// Binding or serving HTTP failed.
     #[error("http {addr}: {source}")]
     Http {
