@@ -203,10 +203,7 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                let (gone, new) = (
-                    revoked.try_iter().flatten().collect(),
-                    assigned.try_iter().flatten().collect(),
-                );
+                let (gone, new) = decisions(&revoked, &assigned);
                 rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                 if !flight.busy() {
                     since = 0;
@@ -219,11 +216,8 @@ pub async fn run(
                     batch.push(&msg);
                     drop(msg);
                     batch.fill(&consumer);
-                    let (gone, new) = (
-                    revoked.try_iter().flatten().collect(),
-                    assigned.try_iter().flatten().collect(),
-                );
-                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                    let (gone, new) = decisions(&revoked, &assigned);
+                    rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                     since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
                     if since >= worker.cfg.commit_every_events && !flight.busy() {
                         since = 0;
@@ -242,6 +236,17 @@ pub async fn run(
     flight.settle(&worker, &consumer).await?;
     consumer.unsubscribe();
     Ok(())
+}
+
+/// The partitions revoked and assigned since the last look.
+fn decisions(
+    revoked: &mpsc::Receiver<Vec<i32>>,
+    assigned: &mpsc::Receiver<Vec<i32>>,
+) -> (Vec<i32>, Vec<i32>) {
+    (
+        revoked.try_iter().flatten().collect(),
+        assigned.try_iter().flatten().collect(),
+    )
 }
 
 /// Takes in the group's latest decisions: revoked partitions are dropped (after the
