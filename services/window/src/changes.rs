@@ -5,7 +5,7 @@
 
 use crate::fact::{Counter, NO_DAY, day_date, day_number};
 use crate::query::WindowQuery;
-use crate::state::{BucketCounts, BucketKey, Entry, Names, PartitionState};
+use crate::state::{BucketCounts, BucketKey, Entry, FastMap, Names, PartitionState};
 use chrono::{DateTime, NaiveDate, Utc};
 use dvc_pulse_model::Channel;
 use dvc_pulse_model::event::{format_ts, ict};
@@ -148,6 +148,19 @@ impl BucketDeltas {
             }
         };
         self.rows[i].1[m as usize] += sign;
+    }
+
+    /// Adds the deltas to `buckets`; a bucket left all zero is removed.
+    pub fn add_to(&self, buckets: &mut FastMap<BucketKey, BucketCounts>) {
+        for (key, delta) in self.iter() {
+            let counts = buckets.entry(*key).or_insert([0; Counter::ALL.len()]);
+            for (c, d) in counts.iter_mut().zip(delta) {
+                *c += d;
+            }
+            if counts.iter().all(|&c| c == 0) {
+                buckets.remove(key);
+            }
+        }
     }
 
     /// The buckets whose counts change, with their deltas.

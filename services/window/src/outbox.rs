@@ -6,7 +6,6 @@
 
 use crate::changes::{BucketDeltas, Change, Revision};
 use crate::error::WindowError;
-use crate::fact::Counter;
 use crate::state::{Applied, BucketCounts, BucketKey, FastMap, Key, PartitionState};
 use datafusion::arrow::array::RecordBatch;
 
@@ -68,15 +67,7 @@ impl Outbox {
             return;
         }
         if offset >= committed.contributions {
-            for (k, delta) in BucketDeltas::of(applied.old.as_ref(), Some(&new)).iter() {
-                let c = self
-                    .contributions
-                    .entry(*k)
-                    .or_insert([0; Counter::ALL.len()]);
-                for (c, d) in c.iter_mut().zip(delta) {
-                    *c += d;
-                }
-            }
+            BucketDeltas::of(applied.old.as_ref(), Some(&new)).add_to(&mut self.contributions);
         }
         if offset >= committed.state {
             self.state.insert(applied.key, offset);
@@ -105,8 +96,8 @@ impl Outbox {
 
     /// Encodes and empties the outbox.
     pub fn take(&mut self, s: &PartitionState, partition: i32) -> Result<Batches, WindowError> {
-        let mut contributions = std::mem::take(&mut self.contributions);
-        contributions.retain(|_, c| c.iter().any(|&x| x != 0));
+        // Buckets whose deltas net to zero were removed as they did.
+        let contributions = std::mem::take(&mut self.contributions);
         let keys: Vec<(Key, i64)> = self.state.drain().collect();
         let changes = std::mem::take(&mut self.changes);
         Ok(Batches {

@@ -308,15 +308,7 @@ impl PartitionState {
 
     /// Adds `new - old` to the buckets; a bucket left all zero is removed.
     fn contribute(&mut self, old: Option<&Entry>, new: Option<&Entry>) {
-        for (key, delta) in BucketDeltas::of(old, new).iter() {
-            let counts = self.buckets.entry(*key).or_insert([0; Counter::ALL.len()]);
-            for (c, d) in counts.iter_mut().zip(delta) {
-                *c += d;
-            }
-            if counts.iter().all(|&c| c == 0) {
-                self.buckets.remove(key);
-            }
-        }
+        BucketDeltas::of(old, new).add_to(&mut self.buckets);
     }
 
     /// The ICT day of the partition's clock, or `None` before any timestamp was read.

@@ -229,7 +229,7 @@ pub async fn run(
         }
     }
     flight.settle(&worker, &consumer).await?;
-    drop_revoked(&worker, revoked.try_iter().flatten().collect()).await?;
+    drop_revoked(&worker, decisions(&revoked, &assigned).0).await?;
     flight
         .start(&worker, &consumer, &sink, &mut pending)
         .await?;
