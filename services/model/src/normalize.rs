@@ -2,7 +2,7 @@
 //! codes with stray spaces or without their dot.
 
 use crate::event::{Timestamp, ict};
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use std::borrow::Cow;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
@@ -166,10 +166,7 @@ fn common_forms(b: &[u8]) -> Option<Timestamp> {
         }
         _ => return None,
     };
-    let t = FixedOffset::east_opt(offset)?
-        .from_local_datetime(&t)
-        .single()?;
-    Some(t.with_timezone(&ict()))
+    at_offset(t, offset)
 }
 
 /// A date and time of day from year, month, day, hour, minute and second; `None` past
@@ -183,7 +180,28 @@ fn naive([y, mo, d, h, mi, sec]: [u32; 6], nano: u32) -> Option<NaiveDateTime> {
 }
 
 fn local(t: NaiveDateTime) -> Option<Timestamp> {
-    ict().from_local_datetime(&t).single()
+    at_offset(t, ICT_SECONDS)
+}
+
+/// Seconds east of UTC of Asia/Ho_Chi_Minh.
+const ICT_SECONDS: i32 = 7 * 3600;
+
+/// The instant of `t` read at `offset` seconds east of UTC (less than a day either way),
+/// in ICT: the UTC day and second by arithmetic, what `from_local_datetime` computes
+/// for a fixed offset without its general path (this runs for every date of every
+/// record).
+fn at_offset(t: NaiveDateTime, offset: i32) -> Option<Timestamp> {
+    let second = t.num_seconds_from_midnight() as i32 - offset;
+    let (date, second) = match second {
+        s if s < 0 => (t.date().pred_opt()?, s + 86_400),
+        s if s >= 86_400 => (t.date().succ_opt()?, s - 86_400),
+        s => (t.date(), s),
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(second as u32, t.nanosecond())?;
+    Some(DateTime::from_naive_utc_and_offset(
+        NaiveDateTime::new(date, time),
+        ict(),
+    ))
 }
 
 /// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
@@ -210,6 +228,7 @@ pub fn nfd(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::event::format_ts;
+    use chrono::{FixedOffset, TimeZone};
 
     fn f(s: &str) -> String {
         format_ts(&datetime(s).unwrap_or_else(|| panic!("{s} should parse")))
@@ -319,6 +338,24 @@ mod tests {
                 && matches!(sep, "T" | " ")
                 && (zone.is_empty() || (sep == "T" && matches!(zone, "Z" | "+07:00" | "-05:30" | "+23:59")))));
             proptest::prop_assert_eq!(fast.is_some(), plain && slow.is_some(), "{}", s);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The offset arithmetic gives chrono's instant, in ICT.
+        #[test]
+        fn an_offset_is_applied_as_chrono_applies_it(
+            day in 365_000i32..3_652_000, second in 0u32..86_400, nano in 0u32..1_000_000_000,
+            offset in -86_399i32..86_400,
+        ) {
+            let t = NaiveDate::from_num_days_from_ce_opt(day).unwrap()
+                .and_time(NaiveTime::from_num_seconds_from_midnight_opt(second, nano).unwrap());
+            let want = FixedOffset::east_opt(offset).unwrap().from_local_datetime(&t).single()
+                .map(|w| w.with_timezone(&ict()));
+            let got = at_offset(t, offset);
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(got.map(|g| *g.offset()), Some(ict()));
         }
     }
 

@@ -114,8 +114,9 @@ impl Validator {
                 format!("invalid UTF-8 at byte {}", e.valid_up_to()),
             ))
         })?;
-        match serde_json::from_str::<Record>(text) {
-            Ok(record) => self
+        let mut record = Record::default();
+        match record.read(text) {
+            Ok(()) => self
                 .validate(&record, raw.len(), now)
                 .map_err(|(shape, rejection)| rejected(text, shape, rejection)),
             Err(_) => self.parse_value(text, raw.len(), now),

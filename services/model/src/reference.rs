@@ -5,7 +5,9 @@
 use crate::error::ModelError;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
+/// The reference's indexes: looked up for every record, so on a fast hash (randomly
+/// seeded per process, as the standard one is).
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::path::{Path, PathBuf};
 
 const SERVICES: &str = include_str!("../../../schemas/reference/services.csv");
@@ -174,7 +176,7 @@ pub struct UnitSet {
 
 impl UnitSet {
     fn from_csv(name: &str, text: &str) -> Result<Self, ModelError> {
-        let mut units = HashMap::new();
+        let mut units = HashMap::default();
         for (i, mut u) in read_csv::<Unit>(name, text)?.into_iter().enumerate() {
             u.name = nfc(&u.name);
             if let Some(prev) = units.insert(u.code.clone(), u) {

@@ -116,32 +116,44 @@ impl<'a> Record<'a> {
     }
 }
 
-impl<'de> Deserialize<'de> for Record<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RecordVisitor)
+impl<'a> Record<'a> {
+    /// Reads `text` (one JSON object, nothing after it) into this record, in place: a
+    /// record is large, and moving it out of the deserializer costs more than filling it.
+    pub(crate) fn read(&mut self, text: &'a str) -> serde_json::Result<()> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de::Deserializer::deserialize_map(&mut de, Fill(self))?;
+        de.end()
     }
 }
 
-struct RecordVisitor;
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut r = Record::default();
+        d.deserialize_map(Fill(&mut r))?;
+        Ok(r)
+    }
+}
 
-impl<'de> Visitor<'de> for RecordVisitor {
-    type Value = Record<'de>;
+/// Fills a record's slots from a JSON object.
+struct Fill<'r, 'de>(&'r mut Record<'de>);
+
+impl<'de> Visitor<'de> for Fill<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de>, A::Error> {
-        let mut r = Record::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Slot(i)) = map.next_key()? {
             match i {
-                Some(i) => r.slots[i] = Some(map.next_value()?),
+                Some(i) => self.0.slots[i] = Some(map.next_value()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(r)
+        Ok(())
     }
 }
 
