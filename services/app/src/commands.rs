@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::snapshot::{from_file, from_url};
+use crate::snapshot::{from_file_with, from_url};
 use chrono::NaiveDate;
 use dvc_pulse_ingest::import::ImportOptions;
 use dvc_pulse_model::Reference;
@@ -13,6 +13,7 @@ use dvc_pulse_window::{GroupKey, WindowQuery};
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` and supervisors send).
 pub async fn shutdown_signal() {
@@ -254,12 +255,21 @@ async fn snapshot_from_file(
         group_by: GroupKey::parse_list(group_by)?,
         locality: a.window.locality.clone(),
     };
-    let s = from_file(cfg, input, &q, now, a.horizon_days, progress).await?;
+    let reference = Arc::new(Reference::load(&cfg.reference)?);
+    let s = from_file_with(
+        cfg,
+        reference.clone(),
+        input,
+        &q,
+        now,
+        a.horizon_days,
+        progress,
+    )
+    .await?;
     eprintln!(
         "{}",
         serde_json::to_string(&s.input).expect("summary serialises")
     );
-    let reference = Reference::load(&cfg.reference)?;
     let meta = serde_json::json!({ "input": s.input });
     Ok(dvc_pulse_report::render(&s.table, meta, opts, &reference)?.body)
 }

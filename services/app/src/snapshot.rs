@@ -6,11 +6,12 @@
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::gateway::validator;
 use chrono::{DateTime, NaiveDate, Utc};
-use dvc_pulse_ingest::import::{ImportOptions, Records, read_records};
-use dvc_pulse_model::Validator;
+use dvc_pulse_ingest::import::{
+    ImportOptions, InputFormat, Records, detect, read_ndjson_blocks, read_records,
+};
 use dvc_pulse_model::event::ict;
+use dvc_pulse_model::{Reference, Validator};
 use dvc_pulse_window::fact::day_number;
 use dvc_pulse_window::{
     BlockFold, Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest,
@@ -18,6 +19,7 @@ use dvc_pulse_window::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a file snapshot read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -52,16 +54,51 @@ pub async fn from_file(
     horizon_days: Option<i32>,
     progress: impl Fn(u64, u64),
 ) -> Result<FileSnapshot, AppError> {
-    let v = validator(cfg)?;
-    let dims = Dims::new(v.reference());
-    q.validate(&dims)?;
+    let reference = Arc::new(Reference::load(&cfg.reference)?);
+    from_file_with(cfg, reference, path, q, now, horizon_days, progress).await
+}
+
+/// [`from_file`] with the reference data already loaded (the caller renders with it).
+/// The dimension tables of the query are built beside the parse.
+pub async fn from_file_with(
+    cfg: &Config,
+    reference: Arc<Reference>,
+    path: &Path,
+    q: &WindowQuery,
+    now: DateTime<Utc>,
+    horizon_days: Option<i32>,
+    progress: impl Fn(u64, u64),
+) -> Result<FileSnapshot, AppError> {
+    let v = Validator::new(reference.clone(), cfg.ingest.validation.clone());
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
     let total = std::fs::metadata(path).map_or(0, |m| m.len());
-    let (latest, input) = fold_file(&v, path, now, LatestVersions::new(cutoff), |read| {
-        progress(read, total)
-    })?;
-    let table = window_from_latest(&dims, latest.into_batches(), q).await?;
+    let format = detect(path)?;
+    let (dims, folded) = std::thread::scope(|s| {
+        let build = || Dims::new(&reference);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Dims>| {
+            h.join().expect("building the dimension tables panicked")
+        };
+        let mut building = Some(s.spawn(build));
+        // A locality to check waits for the tables that know it, so that a wrong one
+        // fails before the file is read; the window's days are checked at once.
+        let early = q
+            .locality
+            .is_some()
+            .then(|| join(building.take().expect("spawned")));
+        let checked = match &early {
+            Some(d) => q.validate(d),
+            None => q.validate_range(),
+        };
+        let folded = checked.map_err(AppError::from).and_then(|()| {
+            let latest = LatestVersions::new(cutoff);
+            fold_file(&v, path, format, now, latest, |read| progress(read, total))
+        });
+        let dims = early.unwrap_or_else(|| join(building.take().expect("spawned")));
+        (dims, folded)
+    });
+    let (latest, input) = folded?;
+    let table = window_from_latest(&dims, latest, q).await?;
     Ok(FileSnapshot { table, input })
 }
 
@@ -83,12 +120,20 @@ struct Run {
     read: u64,
 }
 
+/// A run of the input as the reader hands it over: records, or a block of whole NDJSON
+/// lines that the parser thread splits itself.
+enum Input {
+    Records(Records),
+    Lines { block: Vec<u8>, first: usize },
+}
+
 /// Reads, parses and folds `path` on every core: a reader thread hands runs of records
 /// to one parser thread per core, each parses and folds its runs apart, and the calling
 /// thread merges the runs in input order (which decides ties between versions).
 fn fold_file(
     v: &Validator,
     path: &Path,
+    format: InputFormat,
     now: DateTime<Utc>,
     mut latest: LatestVersions,
     progress: impl Fn(u64),
@@ -96,7 +141,7 @@ fn fold_file(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let blank = latest.block();
     let mut summary = InputSummary::default();
-    let (work, runs) = std::sync::mpsc::sync_channel::<(u64, Records, u64)>(cores);
+    let (work, runs) = std::sync::mpsc::sync_channel::<(u64, Input, u64)>(cores);
     let runs = std::sync::Mutex::new(runs);
     std::thread::scope(|s| {
         let (done_tx, done) = std::sync::mpsc::channel::<(u64, Run)>();
@@ -105,17 +150,7 @@ fn fold_file(
             s.spawn(move || parse_runs(v, now, blank, runs, &done_tx));
         }
         drop(done_tx);
-        let reader = s.spawn(move || {
-            let opts = ImportOptions {
-                batch_size: 16_384,
-                skip_before: 0,
-            };
-            let mut seq = 0;
-            read_records(path, &opts, |records, read| {
-                seq += 1;
-                work.send((seq - 1, records, read)).is_ok()
-            })
-        });
+        let reader = s.spawn(move || read_runs(path, format, work));
         let mut waiting = std::collections::HashMap::new();
         let mut next = 0u64;
         for (seq, run) in done {
@@ -132,18 +167,48 @@ fn fold_file(
     Ok((latest, summary))
 }
 
+/// The reader thread: NDJSON in blocks of about 4 MiB of whole lines, other formats in
+/// runs of 16,384 records.
+fn read_runs(
+    path: &Path,
+    format: InputFormat,
+    work: std::sync::mpsc::SyncSender<(u64, Input, u64)>,
+) -> Result<(), dvc_pulse_ingest::IngestError> {
+    let mut seq = 0;
+    let mut send = |input, read| {
+        seq += 1;
+        work.send((seq - 1, input, read)).is_ok()
+    };
+    if format == InputFormat::Ndjson {
+        return read_ndjson_blocks(path, 4 << 20, |block, first, read| {
+            send(Input::Lines { block, first }, read)
+        });
+    }
+    let opts = ImportOptions {
+        batch_size: 16_384,
+        skip_before: 0,
+    };
+    read_records(path, &opts, |records, read| {
+        send(Input::Records(records), read)
+    })
+}
+
 /// A parser thread: takes runs until the reader is done, parses and folds each.
 fn parse_runs(
     v: &Validator,
     now: DateTime<Utc>,
     blank: &BlockFold,
-    runs: &std::sync::Mutex<std::sync::mpsc::Receiver<(u64, Records, u64)>>,
+    runs: &std::sync::Mutex<std::sync::mpsc::Receiver<(u64, Input, u64)>>,
     done: &std::sync::mpsc::Sender<(u64, Run)>,
 ) {
     loop {
         let next = runs.lock().expect("runs lock").recv();
-        let Ok((seq, records, read)) = next else {
+        let Ok((seq, input, read)) = next else {
             return;
+        };
+        let records = match input {
+            Input::Records(r) => r,
+            Input::Lines { block, first } => Records::from_lines(block, first),
         };
         let mut run = Run {
             fold: blank.clone(),
@@ -151,12 +216,12 @@ fn parse_runs(
             read,
         };
         run.fold.reserve(records.len());
-        for (_, raw) in &records {
+        for (_, raw) in records.iter() {
             run.summary.records += 1;
             match v.parse_record(raw, now) {
                 Ok(e) => {
                     run.summary.accepted += 1;
-                    run.fold.push(e);
+                    run.fold.push(&e);
                 }
                 Err(r) => {
                     *run.summary

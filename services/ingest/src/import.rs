@@ -101,9 +101,9 @@ pub async fn import_file(
     let mut summary = ImportSummary::default();
     while let Some(batch) = rx.recv().await {
         let (records, read) = batch.map_err(|e| (summary.clone(), e))?;
-        let last = records.last().map(|r| r.0);
+        let last = records.last_index();
         summary.records += records.len();
-        let outcome = pipeline::process(validator, records, &origin, now());
+        let outcome = pipeline::process(validator, records.iter(), &origin, now());
         sink.publish(outcome.messages)
             .await
             .map_err(|e| (summary.clone(), e.into()))?;
@@ -124,8 +124,135 @@ pub async fn import_file(
 /// bytes read so far; plus the reader's task and the file's size.
 pub type RecordBatches = mpsc::Receiver<Result<(Records, u64), IngestError>>;
 
-/// A batch of `(index, raw record)`.
-pub type Records = Vec<(usize, Vec<u8>)>;
+/// A batch of raw records, each with its index (line or array position): their bytes
+/// in one buffer, so reading allocates per batch, not per record.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    bytes: Vec<u8>,
+    /// Index of each record and where its bytes lie.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Records {
+    /// Room for `n` records of `bytes` bytes in all.
+    pub fn with_capacity(n: usize, bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(n),
+        }
+    }
+
+    /// The NDJSON lines of `block` (whole lines, the first numbered `first`), without
+    /// copying them: each trimmed, blank ones skipped, a byte-order mark dropped from
+    /// line 0. What [`read_ndjson_blocks`] hands over becomes records here, on whatever
+    /// thread parses them.
+    pub fn from_lines(block: Vec<u8>, first: usize) -> Self {
+        let mut spans = Vec::with_capacity(block.len() / 128);
+        let mut start = 0;
+        for index in first.. {
+            if start >= block.len() {
+                break;
+            }
+            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |n| start + n);
+            let line = &block[start..end];
+            let line = if index == 0 {
+                dvc_pulse_model::parse::strip_bom(line)
+            } else {
+                line
+            };
+            let t = line.trim_ascii();
+            if !t.is_empty() {
+                let at = t.as_ptr() as usize - block.as_ptr() as usize;
+                spans.push((index, at, at + t.len()));
+            }
+            start = end + 1;
+        }
+        Self {
+            bytes: block,
+            spans,
+        }
+    }
+
+    /// Adds a record.
+    pub fn push(&mut self, index: usize, raw: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(raw);
+        self.spans.push((index, start, self.bytes.len()));
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Bytes held, all records together.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Index of the last record.
+    pub fn last_index(&self) -> Option<usize> {
+        self.spans.last().map(|e| e.0)
+    }
+
+    /// `(index, raw record)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.spans
+            .iter()
+            .map(|&(index, start, end)| (index, &self.bytes[start..end]))
+    }
+}
+
+/// Reads NDJSON `path` in blocks of whole lines of about `block_bytes`, handing each to
+/// `sink` with the index of its first line and the bytes read so far; stops early when
+/// `sink` returns false. The reading thread only reads and counts lines; splitting them
+/// ([`Records::from_lines`]) is left to the threads that parse.
+pub fn read_ndjson_blocks(
+    path: &Path,
+    block_bytes: usize,
+    mut sink: impl FnMut(Vec<u8>, usize, u64) -> bool,
+) -> Result<(), IngestError> {
+    let mut file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+    let (mut carry, mut first, mut read) = (Vec::new(), 0usize, 0u64);
+    loop {
+        let mut block = Vec::with_capacity(block_bytes + carry.len());
+        block.append(&mut carry);
+        let want = block_bytes
+            .saturating_sub(block.len())
+            .max(block_bytes / 4)
+            .max(1) as u64;
+        let n = (&mut file)
+            .take(want)
+            .read_to_end(&mut block)
+            .map_err(|source| io(path, source))?;
+        read += n as u64;
+        let at_end = n == 0;
+        // Whole lines only: the tail after the last newline waits for the next block.
+        let cut = match memchr::memrchr(b'\n', &block) {
+            _ if at_end => block.len(),
+            Some(last) => last + 1,
+            None => {
+                carry = block;
+                continue;
+            }
+        };
+        carry = block.split_off(cut);
+        if block.is_empty() {
+            return Ok(());
+        }
+        let lines = memchr::memchr_iter(b'\n', &block).count();
+        let next = first + lines + usize::from(!block.ends_with(b"\n"));
+        if !sink(block, first, read) {
+            return Ok(());
+        }
+        first = next;
+    }
+}
 
 /// Starts reading `path` (format detected) in batches of `options.batch_size` records.
 pub fn read_file(
@@ -159,7 +286,7 @@ pub fn read_records(
     let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
     let mut out = Batcher {
         opts,
-        batch: Vec::with_capacity(opts.batch_size),
+        batch: Records::with_capacity(opts.batch_size, 0),
         read: 0,
         sink,
     };
@@ -184,12 +311,13 @@ struct Batcher<'a, F> {
 
 impl<F: FnMut(Records, u64) -> bool> Batcher<'_, F> {
     /// Adds a record; false when the sink wants no more.
-    fn push(&mut self, index: usize, raw: Vec<u8>) -> bool {
+    fn push(&mut self, index: usize, raw: &[u8]) -> bool {
         if index >= self.opts.skip_before {
-            self.batch.push((index, raw));
+            self.batch.push(index, raw);
         }
         if self.batch.len() >= self.opts.batch_size {
-            return (self.sink)(std::mem::take(&mut self.batch), self.read);
+            let room = Records::with_capacity(self.opts.batch_size, self.batch.bytes());
+            return (self.sink)(std::mem::replace(&mut self.batch, room), self.read);
         }
         true
     }
@@ -217,7 +345,7 @@ fn read_ndjson<F: FnMut(Records, u64) -> bool>(
             &line
         };
         let t = first.trim_ascii();
-        if !t.is_empty() && !out.push(index, t.to_vec()) {
+        if !t.is_empty() && !out.push(index, t) {
             break;
         }
     }
@@ -235,7 +363,7 @@ fn read_array<F: FnMut(Records, u64) -> bool>(
         .map_err(|source| io(path, source))?;
     out.read = body.len() as u64;
     for (index, raw) in dvc_pulse_model::parse::split_body(&body) {
-        if !out.push(index, raw) {
+        if !out.push(index, &raw) {
             break;
         }
     }
@@ -259,7 +387,7 @@ fn read_csv<F: FnMut(Records, u64) -> bool>(
         };
         let index = row.position().map(|p| p.line() as usize - 1).unwrap_or(0);
         out.read = row.position().map(|p| p.byte()).unwrap_or(out.read);
-        if !out.push(index, raw) {
+        if !out.push(index, &raw) {
             break;
         }
     }
@@ -289,4 +417,59 @@ fn csv_row_to_json(headers: &csv::ByteRecord, row: &csv::ByteRecord) -> Vec<u8> 
         }
     }
     serde_json::to_vec(&map).expect("a map serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(path: &Path) -> Vec<(usize, Vec<u8>)> {
+        let opts = ImportOptions {
+            batch_size: 3,
+            skip_before: 0,
+        };
+        let mut out = Vec::new();
+        read_records(path, &opts, |r, _| {
+            out.extend(r.iter().map(|(i, b)| (i, b.to_vec())));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    /// Blocks of any size, split on the parsing side, give the records the line reader
+    /// gives: same indexes, same bytes (BOM, blank lines, CRLF, a last line without a
+    /// newline, a line longer than a block); the last block reports every byte read.
+    #[test]
+    fn ndjson_blocks_split_into_the_same_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.ndjson");
+        let long = format!("{{\"x\":\"{}\"}}", "y".repeat(300));
+        let text = format!(
+            "\u{feff}{{\"a\":1}}\n\n  {{\"b\":2}}  \r\n{long}\n\n\n{{\"c\":\"đ\"}}\r\n{{\"d\":4}}"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let want = records(&path);
+        assert_eq!(
+            want.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [0, 2, 3, 6, 7]
+        );
+        for size in [1, 2, 5, 17, 64, 1 << 20] {
+            let (mut got, mut last, mut blocks) = (Vec::new(), 0, 0);
+            read_ndjson_blocks(&path, size, |block, first, read| {
+                blocks += 1;
+                let r = Records::from_lines(block, first);
+                got.extend(r.iter().map(|(i, b)| (i, b.to_vec())));
+                last = read;
+                true
+            })
+            .unwrap();
+            assert_eq!(got, want, "blocks of {size} bytes");
+            assert_eq!(last, text.len() as u64);
+            assert!(
+                size >= text.len() || blocks > 2,
+                "blocks of {size} bytes: {blocks}"
+            );
+        }
+    }
 }

@@ -47,13 +47,20 @@ impl Processed {
 /// Validates `records` and turns them into messages stamped `now` (the Kafka timestamp
 /// workers read "today" from). `origin` names the entry point in dead letters
 /// (`gateway`, `import:<file>`).
-pub fn process<I>(validator: &Validator, records: I, origin: &str, now: DateTime<Utc>) -> Processed
+pub fn process<I, B>(
+    validator: &Validator,
+    records: I,
+    origin: &str,
+    now: DateTime<Utc>,
+) -> Processed
 where
-    I: IntoIterator<Item = (usize, Vec<u8>)>,
+    I: IntoIterator<Item = (usize, B)>,
+    B: AsRef<[u8]>,
 {
     let mut out = Processed::default();
     for (index, raw) in records {
-        match validator.parse_record(&raw, now) {
+        let raw = raw.as_ref();
+        match validator.parse_record(raw, now) {
             Ok(event) => {
                 out.accepted += 1;
                 out.messages.push(Message {
@@ -72,7 +79,7 @@ where
                     field: r.field,
                     detail: r.detail.clone(),
                 });
-                let dl = DeadLetter::new(&rejected, &raw, origin, index, now);
+                let dl = DeadLetter::new(&rejected, raw, origin, index, now);
                 out.messages.push(Message {
                     to: Destination::DeadLetter,
                     key: rejected.dossier_id.clone(),

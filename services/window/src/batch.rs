@@ -12,8 +12,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use dvc_pulse_model::DossierEvent;
-use hashbrown::HashTable;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock};
 
 /// Schema of the `events` table: one row per version as received.
@@ -100,191 +98,6 @@ impl EventsBuilder {
             Arc::new(self.seq.finish()),
         ];
         RecordBatch::try_new(EVENTS_SCHEMA.clone(), cols).expect("events columns match")
-    }
-}
-
-/// The latest version of each dossier, folded in input order by the rule the batch SQL
-/// applies (`ROW_NUMBER` over `updated_at`, status, input order): a later `updated_at`
-/// wins, then a later status, then the later in input order. With a horizon, a dossier
-/// becomes known with its first version whose day is on or after `cutoff` (Date32); its
-/// earlier versions are dropped, as the worker refuses them.
-///
-/// Contiguous runs of the input can be folded apart, on any thread, into [`BlockFold`]s
-/// and merged here in input order: the result is the same as pushing every version.
-/// Each dossier id is hashed once, where its version is parsed; the hash travels with it.
-#[derive(Debug, Clone)]
-pub struct LatestVersions {
-    cutoff: i32,
-    hasher: RandomState,
-    latest: HashTable<(u64, DossierEvent)>,
-}
-
-/// What decides between two versions of a dossier; the later in input order wins ties.
-fn rank(e: &DossierEvent) -> (i64, u8) {
-    (e.updated_at.timestamp_micros(), e.status.portal_number())
-}
-
-/// The day a version counts for against the horizon: its received day once received,
-/// else its update day (the SQL's `COALESCE(r, updated day)`).
-fn horizon_day(e: &DossierEvent) -> i32 {
-    let received = e.received_at.filter(|_| e.status.is_received());
-    crate::fact::ict_day_us(received.unwrap_or(e.updated_at).timestamp_micros())
-}
-
-impl LatestVersions {
-    /// An empty fold; `i32::MIN` for no horizon.
-    pub fn new(cutoff: i32) -> Self {
-        Self {
-            cutoff,
-            hasher: RandomState::new(),
-            latest: HashTable::new(),
-        }
-    }
-
-    /// Folds in the next version (in input order).
-    pub fn push(&mut self, e: DossierEvent) {
-        let h = self.hasher.hash_one(&e.dossier_id);
-        match self
-            .latest
-            .find_mut(h, |(_, b)| b.dossier_id == e.dossier_id)
-        {
-            Some((_, best)) if rank(&e) >= rank(best) => *best = e,
-            Some(_) => {}
-            None if horizon_day(&e) >= self.cutoff => {
-                self.latest.insert_unique(h, (h, e), |x| x.0);
-            }
-            None => {}
-        }
-    }
-
-    /// An empty fold of a run of the input, under the same horizon and hashing.
-    pub fn block(&self) -> BlockFold {
-        BlockFold {
-            cutoff: self.cutoff,
-            hasher: self.hasher.clone(),
-            runs: HashTable::new(),
-        }
-    }
-
-    /// Folds in the next run of the input: a dossier already known takes the run's best
-    /// version if it ranks at least as high; a new one starts from the run's first
-    /// version inside the horizon.
-    pub fn merge(&mut self, block: BlockFold) {
-        for (h, part) in block.runs {
-            let id = &part.all.dossier_id;
-            match self.latest.find_mut(h, |(_, b)| b.dossier_id == *id) {
-                Some((_, best)) if rank(&part.all) >= rank(best) => *best = part.all,
-                Some(_) => {}
-                None => {
-                    let first = match part.after {
-                        After::None => continue,
-                        After::SameAsAll => part.all,
-                        After::Own(e) => *e,
-                    };
-                    self.latest.insert_unique(h, (h, first), |x| x.0);
-                }
-            }
-        }
-    }
-
-    /// Dossiers known so far.
-    pub fn len(&self) -> usize {
-        self.latest.len()
-    }
-
-    /// True when no dossier is known.
-    pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
-    }
-
-    /// The latest versions as `events` batches (for [`window_from_latest`]).
-    pub fn into_batches(self) -> Vec<RecordBatch> {
-        let mut out = Vec::new();
-        let mut b = EventsBuilder::default();
-        for (_, e) in &self.latest {
-            b.push(e);
-            if b.len() == 65_536 {
-                out.push(b.finish());
-            }
-        }
-        out.push(b.finish());
-        out
-    }
-}
-
-/// The fold of one contiguous run of the input, for [`LatestVersions::merge`]: per
-/// dossier, the best version of the run, and the best from its first version inside the
-/// horizon on (what counts when the dossier was not known before the run).
-#[derive(Debug, Clone)]
-pub struct BlockFold {
-    cutoff: i32,
-    hasher: RandomState,
-    runs: HashTable<(u64, Partial)>,
-}
-
-#[derive(Debug, Clone)]
-struct Partial {
-    all: DossierEvent,
-    after: After,
-}
-
-/// The best version from the run's first one inside the horizon on.
-#[derive(Debug, Clone)]
-enum After {
-    /// No version of the run is inside the horizon yet.
-    None,
-    /// The run's best version overall.
-    SameAsAll,
-    /// A version ranked below the best overall (which came before the horizon's first).
-    Own(Box<DossierEvent>),
-}
-
-impl BlockFold {
-    /// Room for `n` dossiers without growing.
-    pub fn reserve(&mut self, n: usize) {
-        self.runs.reserve(n, |x| x.0);
-    }
-
-    /// Folds in the run's next version.
-    pub fn push(&mut self, e: DossierEvent) {
-        let inside = horizon_day(&e) >= self.cutoff;
-        let h = self.hasher.hash_one(&e.dossier_id);
-        let found = self
-            .runs
-            .find_mut(h, |(_, p)| p.all.dossier_id == e.dossier_id);
-        let Some((_, p)) = found else {
-            let after = if inside {
-                After::SameAsAll
-            } else {
-                After::None
-            };
-            self.runs
-                .insert_unique(h, (h, Partial { all: e, after }), |x| x.0);
-            return;
-        };
-        if rank(&e) >= rank(&p.all) {
-            // The best overall; and the best from the horizon's first on, once there is one.
-            if inside || !matches!(p.after, After::None) {
-                p.after = After::SameAsAll;
-            }
-            p.all = e;
-            return;
-        }
-        match &p.after {
-            After::None if inside => p.after = After::Own(Box::new(e)),
-            After::Own(a) if rank(&e) >= rank(a) => p.after = After::Own(Box::new(e)),
-            _ => {}
-        }
-    }
-
-    /// Dossiers seen in the run.
-    pub fn len(&self) -> usize {
-        self.runs.len()
-    }
-
-    /// True when the run held no version.
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
     }
 }
 
@@ -452,93 +265,19 @@ pub async fn window_from_events(
     query::run(&ctx, Source::Events { cutoff }, q).await
 }
 
-/// A window over the latest version of each dossier (from [`LatestVersions`]): the
+/// A window over the latest version of each dossier (from [`crate::LatestVersions`]): the
 /// batch path without the SQL's per-dossier ranking.
 pub async fn window_from_latest(
     dims: &Dims,
-    latest: Vec<RecordBatch>,
+    latest: crate::LatestVersions,
     q: &WindowQuery,
 ) -> Result<WindowTable, WindowError> {
     q.validate(dims)?;
-    let ctx = query::context(dims, "events", EVENTS_SCHEMA.clone(), latest)?;
+    let (from, to) = (
+        crate::fact::day_number(q.from),
+        crate::fact::day_number(q.to),
+    );
+    let latest = latest.into_batches(from, to);
+    let ctx = query::context(dims, "events", crate::latest::LATEST_SCHEMA.clone(), latest)?;
     query::run(&ctx, Source::Latest, q).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-    use dvc_pulse_model::{Channel, Status};
-
-    fn version(
-        id: &str,
-        status: Status,
-        received_day: Option<i64>,
-        updated_day: i64,
-    ) -> DossierEvent {
-        let t0 = dvc_pulse_model::event::ict()
-            .with_ymd_and_hms(2024, 6, 1, 9, 0, 0)
-            .unwrap();
-        let day = |d: i64| t0 + chrono::Duration::days(d);
-        DossierEvent {
-            dossier_id: id.into(),
-            procedure_code: "1.001193".into(),
-            procedure_name: None,
-            locality_code: "22738".into(),
-            agency: None,
-            channel: Channel::Online,
-            status,
-            received_at: received_day.map(day),
-            due_at: None,
-            finished_at: None,
-            updated_at: day(updated_day),
-            event_id: None,
-            source: None,
-        }
-    }
-
-    fn sorted(l: LatestVersions) -> Vec<DossierEvent> {
-        let mut v: Vec<_> = l.latest.into_iter().map(|(_, e)| e).collect();
-        v.sort_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
-        v
-    }
-
-    /// Pushing every version, and folding runs apart then merging them, agree, for every
-    /// way of cutting the input, when a dossier's best version lies before the horizon.
-    #[test]
-    fn runs_merged_in_order_equal_one_fold() {
-        let cutoff = crate::fact::day_number(chrono::NaiveDate::from_ymd_opt(2024, 6, 10).unwrap());
-        let input = [
-            // Filed before the horizon, updated late: the best rank, but outside.
-            version("A", Status::New, None, 8),
-            // Received inside the horizon with an earlier update: what counts.
-            version("A", Status::Received, Some(10), 7),
-            version("A", Status::Processing, Some(10), 7),
-            version("B", Status::Received, Some(2), 3),
-            version("B", Status::Processing, Some(12), 12),
-            version("C", Status::Received, Some(12), 12),
-            version("C", Status::Received, Some(12), 12),
-        ];
-        let mut one = LatestVersions::new(cutoff);
-        input.iter().for_each(|e| one.push(e.clone()));
-        let want = sorted(one);
-        assert_eq!(want.len(), 3);
-        assert_eq!(
-            want[0].status,
-            Status::Processing,
-            "A from its first version inside"
-        );
-        for run in 1..=input.len() {
-            for skip in 0..run {
-                let mut merged = LatestVersions::new(cutoff);
-                let (head, tail) = input.split_at(skip);
-                for part in std::iter::once(head).chain(tail.chunks(run)) {
-                    let mut b = merged.block();
-                    part.iter().for_each(|e| b.push(e.clone()));
-                    merged.merge(b);
-                }
-                assert_eq!(sorted(merged), want, "runs of {run} after {skip}");
-            }
-        }
-    }
 }

@@ -147,15 +147,7 @@ impl WindowQuery {
 
     /// Checks the window and the locality against the reference data.
     pub fn validate(&self, dims: &Dims) -> Result<(), WindowError> {
-        if self.from > self.to {
-            return Err(WindowError::invalid("invalid_window", "from is after to"));
-        }
-        if (self.to - self.from).num_days() >= MAX_WINDOW_DAYS {
-            return Err(WindowError::invalid(
-                "invalid_window",
-                format!("windows are at most {MAX_WINDOW_DAYS} days"),
-            ));
-        }
+        self.validate_range()?;
         if let Some(code) = &self.locality {
             let known = dims
                 .places
@@ -169,6 +161,20 @@ impl WindowQuery {
                     format!("{code:?} is not a unit of either unit set"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the window's days alone (no reference data needed).
+    pub fn validate_range(&self) -> Result<(), WindowError> {
+        if self.from > self.to {
+            return Err(WindowError::invalid("invalid_window", "from is after to"));
+        }
+        if (self.to - self.from).num_days() >= MAX_WINDOW_DAYS {
+            return Err(WindowError::invalid(
+                "invalid_window",
+                format!("windows are at most {MAX_WINDOW_DAYS} days"),
+            ));
         }
         Ok(())
     }
@@ -275,7 +281,9 @@ fn bucket_facts(from: &str, to: &str) -> String {
 /// `cutoff`, the table already holds one latest version per dossier.
 fn event_facts(cutoff: Option<i32>, to: &str) -> String {
     let Some(cutoff) = cutoff else {
-        return facts_of_latest("SELECT *, 1 AS rn FROM versions", to);
+        return facts_of_latest("SELECT *, 1 AS rn FROM versions", to, |c| {
+            format!("{c}_day")
+        });
     };
     let kept = if cutoff == i32::MIN {
         "SELECT * FROM versions".to_string()
@@ -291,24 +299,26 @@ fn event_facts(cutoff: Option<i32>, to: &str) -> String {
         "SELECT *, ROW_NUMBER() OVER (PARTITION BY dossier_id \
            ORDER BY updated_at DESC, status DESC, seq DESC) AS rn FROM ({kept})"
     );
-    facts_of_latest(&ranked, to)
+    facts_of_latest(&ranked, to, |c| ict_date(&format!("{c}_at")))
 }
 
 /// The facts CTEs over `ranked` (versions with `rn`, 1 for the latest of a dossier).
-fn facts_of_latest(ranked: &str, to: &str) -> String {
+/// `day("received")` is the ICT day of a version's `received_at`: computed from the
+/// timestamp (`events`), or a column the fold computed (`received_day`, the table of
+/// latest versions).
+fn facts_of_latest(ranked: &str, to: &str, day: impl Fn(&str) -> String) -> String {
     format!(
-        "versions AS (SELECT *, CASE WHEN received_at IS NOT NULL AND status NOT IN (1, 3) \
-           THEN {r} END AS r FROM events), \
+        "versions AS (SELECT *, CASE WHEN status NOT IN (1, 3) THEN {r} END AS r FROM events), \
          ranked AS ({ranked}), \
          latest AS (SELECT *, {fin} AS fin, {due} AS due, finished_at <= due_at AS on_time, \
            CASE WHEN finished_at IS NOT NULL THEN {fin} \
                 WHEN status IN (7, 8, 9, 10) THEN {u} END AS c0 \
            FROM ranked WHERE rn = 1 AND r IS NOT NULL AND r <= {to}), \
          facts AS (SELECT *, CASE WHEN c0 < r THEN r ELSE c0 END AS closed FROM latest)",
-        r = ict_date("received_at"),
-        u = ict_date("updated_at"),
-        fin = ict_date("finished_at"),
-        due = ict_date("due_at"),
+        r = day("received"),
+        u = day("updated"),
+        fin = day("finished"),
+        due = day("due"),
     )
 }
 
@@ -587,7 +597,14 @@ pub(crate) fn context(
 ) -> Result<SessionContext, WindowError> {
     let ctx = SessionContext::new();
     register_dims(&ctx, dims)?;
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    // One partition per core, the batches dealt round: every core scans and aggregates.
+    let cores = ctx.copied_config().target_partitions().max(1);
+    let mut parts = vec![Vec::new(); cores.min(batches.len()).max(1)];
+    let n = parts.len();
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, parts)?))?;
     Ok(ctx)
 }
 

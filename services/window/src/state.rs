@@ -34,7 +34,7 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct Interner {
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    ids: FastMap<Box<str>, u32>,
 }
 
 impl Interner {

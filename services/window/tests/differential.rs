@@ -115,7 +115,7 @@ proptest! {
         let mut builder = EventsBuilder::default();
         let mut latest = LatestVersions::new(today - horizon);
         for e in &events {
-            latest.push(e.clone());
+            latest.push(e);
             let bytes = e.to_canonical_json();
             let content = content_hash(&bytes);
             let p = dvc_pulse_window::dossier_key(&e.dossier_id)[0] as usize % partitions;
@@ -135,16 +135,16 @@ proptest! {
         let batch = rt.block_on(window_from_events(&DIMS, vec![builder.finish()], &q, today - horizon)).unwrap();
         prop_assert_eq!(&streaming, &batch, "query {:?}", q);
         // The fold of `snapshot --input` picks the same latest versions as the SQL.
-        let folded = rt.block_on(window_from_latest(&DIMS, latest.into_batches(), &q)).unwrap();
+        let folded = rt.block_on(window_from_latest(&DIMS, latest, &q)).unwrap();
         prop_assert_eq!(&folded, &batch, "folded, query {:?}", q);
         // Folded in runs of `run` versions (as the parser threads do), merged in order.
         let mut merged = LatestVersions::new(today - horizon);
         for part in events.chunks(run) {
             let mut b = merged.block();
-            part.iter().for_each(|e| b.push(e.clone()));
+            part.iter().for_each(|e| b.push(e));
             merged.merge(b);
         }
-        let merged = rt.block_on(window_from_latest(&DIMS, merged.into_batches(), &q)).unwrap();
+        let merged = rt.block_on(window_from_latest(&DIMS, merged, &q)).unwrap();
         prop_assert_eq!(&merged, &batch, "merged runs of {}, query {:?}", run, q);
     }
 }

@@ -150,7 +150,7 @@ fn of_two_tied_versions_the_later_one_wins_in_both_paths() {
     for e in [&first, &fixed, &first, &fixed, &fixed] {
         outcomes.push(apply(&mut s, e, today, 400));
         b.push(e);
-        latest.push(e.clone());
+        latest.push(e);
     }
     let replaced = |o: &Outcome| matches!(o, Outcome::Applied { replaced: true, .. });
     assert!(matches!(
@@ -183,9 +183,7 @@ fn of_two_tied_versions_the_later_one_wins_in_both_paths() {
         .block_on(window_from_events(&DIMS, vec![b.finish()], &q, i32::MIN))
         .unwrap();
     assert_eq!(streaming, batch);
-    let folded = rt
-        .block_on(window_from_latest(&DIMS, latest.into_batches(), &q))
-        .unwrap();
+    let folded = rt.block_on(window_from_latest(&DIMS, latest, &q)).unwrap();
     assert_eq!(folded, batch);
 }
 
