@@ -121,10 +121,11 @@ struct Run {
 }
 
 /// A run of the input as the reader hands it over: records, or a block of whole NDJSON
-/// lines that the parser thread splits itself.
+/// lines that the parser thread splits itself (numbering them from 0: a snapshot
+/// counts rejected lines by reason and reports no line numbers).
 enum Input {
     Records(Records),
-    Lines { block: Vec<u8>, first: usize },
+    Lines(Vec<u8>),
 }
 
 /// Reads, parses and folds `path` on every core: a reader thread hands runs of records
@@ -180,9 +181,7 @@ fn read_runs(
         work.send((seq - 1, input, read)).is_ok()
     };
     if format == InputFormat::Ndjson {
-        return read_ndjson_blocks(path, 4 << 20, |block, first, read| {
-            send(Input::Lines { block, first }, read)
-        });
+        return read_ndjson_blocks(path, 4 << 20, |block, read| send(Input::Lines(block), read));
     }
     let opts = ImportOptions {
         batch_size: 16_384,
@@ -208,7 +207,7 @@ fn parse_runs(
         };
         let records = match input {
             Input::Records(r) => r,
-            Input::Lines { block, first } => Records::from_lines(block, first),
+            Input::Lines(block) => Records::from_lines(block, 0),
         };
         let mut run = Run {
             fold: blank.clone(),

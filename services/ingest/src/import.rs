@@ -209,16 +209,17 @@ impl Records {
 }
 
 /// Reads NDJSON `path` in blocks of whole lines of about `block_bytes`, handing each to
-/// `sink` with the index of its first line and the bytes read so far; stops early when
-/// `sink` returns false. The reading thread only reads and counts lines; splitting them
-/// ([`Records::from_lines`]) is left to the threads that parse.
+/// `sink` with the bytes read so far; stops early when `sink` returns false. The reading
+/// thread only reads: splitting the lines ([`Records::from_lines`]) is left to the
+/// threads that parse, and so is counting them (a caller that reports line numbers
+/// numbers each block's first line from the lines of the blocks before it).
 pub fn read_ndjson_blocks(
     path: &Path,
     block_bytes: usize,
-    mut sink: impl FnMut(Vec<u8>, usize, u64) -> bool,
+    mut sink: impl FnMut(Vec<u8>, u64) -> bool,
 ) -> Result<(), IngestError> {
     let mut file = std::fs::File::open(path).map_err(|source| io(path, source))?;
-    let (mut carry, mut first, mut read) = (Vec::new(), 0usize, 0u64);
+    let (mut carry, mut read) = (Vec::new(), 0u64);
     loop {
         let mut block = Vec::with_capacity(block_bytes + carry.len());
         block.append(&mut carry);
@@ -245,12 +246,9 @@ pub fn read_ndjson_blocks(
         if block.is_empty() {
             return Ok(());
         }
-        let lines = memchr::memchr_iter(b'\n', &block).count();
-        let next = first + lines + usize::from(!block.ends_with(b"\n"));
-        if !sink(block, first, read) {
+        if !sink(block, read) {
             return Ok(());
         }
-        first = next;
     }
 }
 
@@ -455,10 +453,13 @@ mod tests {
             [0, 2, 3, 6, 7]
         );
         for size in [1, 2, 5, 17, 64, 1 << 20] {
-            let (mut got, mut last, mut blocks) = (Vec::new(), 0, 0);
-            read_ndjson_blocks(&path, size, |block, first, read| {
+            let (mut got, mut last, mut blocks, mut first) = (Vec::new(), 0, 0, 0);
+            read_ndjson_blocks(&path, size, |block, read| {
                 blocks += 1;
+                let lines = memchr::memchr_iter(b'\n', &block).count();
+                let next = first + lines + usize::from(!block.ends_with(b"\n"));
                 let r = Records::from_lines(block, first);
+                first = next;
                 got.extend(r.iter().map(|(i, b)| (i, b.to_vec())));
                 last = read;
                 true

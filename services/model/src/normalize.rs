@@ -2,8 +2,9 @@
 //! codes with stray spaces or without their dot.
 
 use crate::event::{Timestamp, ict};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use std::borrow::Cow;
+use std::sync::LazyLock;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// `s` in NFC, borrowed when it already is: ASCII, or text the Unicode quick check
@@ -36,6 +37,15 @@ pub fn text(s: &str) -> Option<Cow<'_, str>> {
 /// A code: trimmed, NFC, with inner white space removed (`"1. 001193"` → `"1.001193"`).
 /// Borrowed when there was nothing to change.
 pub fn code(s: &str) -> Option<Cow<'_, str>> {
+    if s.is_ascii() {
+        // Byte by byte: the ASCII white space of `char::is_whitespace` is tab to
+        // carriage return, and space.
+        if !s.bytes().any(|b| matches!(b, b' ' | b'\t'..=b'\r')) {
+            return (!s.is_empty()).then_some(Cow::Borrowed(s));
+        }
+        let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        return (!t.is_empty()).then_some(Cow::Owned(t));
+    }
     let n = nfc(s);
     if n.is_empty() {
         return None;
@@ -65,7 +75,12 @@ pub fn procedure_code(s: &str) -> Option<Cow<'_, str>> {
 pub fn datetime(s: &str) -> Option<Timestamp> {
     let t = datetime_any_year(s)?;
     // Four-digit years only: `05/06/24` is not the year 24, and past 9999 is no date.
-    (1000..=9999).contains(&t.year()).then_some(t)
+    // (Compared as instants: reading the year back would convert every date again.)
+    static YEARS: LazyLock<(Timestamp, Timestamp)> = LazyLock::new(|| {
+        let start = |y| local(NaiveDate::from_ymd_opt(y, 1, 1)?.and_hms_opt(0, 0, 0)?);
+        (start(1000).expect("valid"), start(10_000).expect("valid"))
+    });
+    (YEARS.0 <= t && t < YEARS.1).then_some(t)
 }
 
 fn datetime_any_year(s: &str) -> Option<Timestamp> {
@@ -263,10 +278,16 @@ mod tests {
             "5/6/24",
             "10000-01-01T00:00:00+07:00",
             "0999-01-01",
+            // The year read in ICT: 10000 here, 0999 below.
+            "9999-12-31T20:00:00-05:00",
+            "1000-01-01T05:00:00+14:00",
         ] {
             assert!(datetime(s).is_none(), "{s:?} should not parse");
         }
         assert_eq!(f("31/12/9999"), "9999-12-31T00:00:00+07:00");
+        assert_eq!(f("9999-12-31T16:59:59Z"), "9999-12-31T23:59:59+07:00");
+        assert_eq!(f("1000-01-01T00:00:00+07:00"), "1000-01-01T00:00:00+07:00");
+        assert_eq!(f("0999-12-31T17:00:00Z"), "1000-01-01T00:00:00+07:00");
     }
 
     #[test]
@@ -370,6 +391,18 @@ mod tests {
             assert!(common_forms(s.as_bytes()).is_some(), "{s}");
             assert_eq!(common_forms(s.as_bytes()), any_form(s), "{s}");
         }
+    }
+
+    /// The ASCII path of `code` removes what `char::is_whitespace` removes.
+    #[test]
+    fn ascii_codes_lose_the_same_white_space() {
+        for b in 0u8..128 {
+            let s = format!(" 1.{}001193", b as char);
+            let want: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+            assert_eq!(code(&s).as_deref(), Some(want.as_str()), "byte {b}");
+        }
+        assert_eq!(code(" \u{b}\t"), None);
+        assert!(matches!(code("1.001193"), Some(Cow::Borrowed(_))));
     }
 
     #[test]

@@ -440,6 +440,7 @@ pub(crate) type Norm = for<'s> fn(&'s str) -> Option<Cow<'s, str>>;
 
 /// A required string field: absent, null or blank is `missing_field`; not a string is
 /// `invalid_field`.
+#[inline]
 pub(crate) fn required<'a>(
     m: &'a Record,
     f: &'static str,
@@ -450,6 +451,7 @@ pub(crate) fn required<'a>(
 }
 
 /// An optional string field; blank counts as absent.
+#[inline]
 pub(crate) fn optional<'a>(
     m: &'a Record,
     f: &'static str,
