@@ -178,13 +178,18 @@ type Hasher = foldhash::fast::RandomState;
 /// Contiguous runs of the input can be folded apart, on any thread, into [`BlockFold`]s
 /// and merged here in input order: the result is the same as pushing every version.
 /// Each dossier id is hashed once, where its version is folded; the hash travels with it.
+/// The dossiers lie in a vector in order of first sight, found through a table of their
+/// 4-byte positions: the table stays small enough to stay in cache, so telling a new
+/// dossier from a known one (most of a merge) seldom touches memory, and growing it
+/// moves positions, not rows.
 #[derive(Debug, Clone)]
 pub struct LatestVersions {
     cutoff: i32,
     hasher: Hasher,
     names: Names,
     ids: Ids,
-    latest: HashTable<(u64, IdRef, Version)>,
+    index: HashTable<u32>,
+    rows: Vec<(u64, IdRef, Version)>,
 }
 
 impl LatestVersions {
@@ -195,8 +200,27 @@ impl LatestVersions {
             hasher: Hasher::default(),
             names: Names::default(),
             ids: Ids::default(),
-            latest: HashTable::new(),
+            index: HashTable::new(),
+            rows: Vec::new(),
         }
+    }
+
+    /// The row of a dossier, if known.
+    fn find(&mut self, hash: u64, id: &[u8]) -> Option<&mut Version> {
+        let (ids, rows) = (&self.ids, &self.rows);
+        let at = *self
+            .index
+            .find(hash, |&i| ids.get(rows[i as usize].1) == id)?;
+        Some(&mut self.rows[at as usize].2)
+    }
+
+    /// Adds a dossier not known yet.
+    fn insert(&mut self, hash: u64, id: &[u8], v: Version) {
+        let at = u32::try_from(self.rows.len()).expect("fewer than 2^32 dossiers");
+        let r = self.ids.push(id);
+        self.rows.push((hash, r, v));
+        let rows = &self.rows;
+        self.index.insert_unique(hash, at, |&i| rows[i as usize].0);
     }
 
     /// Folds in the next version (in input order).
@@ -204,14 +228,11 @@ impl LatestVersions {
         let v = Version::of(e, &mut self.names);
         let id = e.dossier_id.as_bytes();
         let hash = self.hasher.hash_one(id);
-        let ids = &self.ids;
-        match self.latest.find_mut(hash, |x| ids.get(x.1) == id) {
-            Some((_, _, best)) if v.rank() >= best.rank() => *best = v,
+        let cutoff = self.cutoff;
+        match self.find(hash, id) {
+            Some(best) if v.rank() >= best.rank() => *best = v,
             Some(_) => {}
-            None if v.horizon_day() >= self.cutoff => {
-                let r = self.ids.push(id);
-                self.latest.insert_unique(hash, (hash, r, v), |x| x.0);
-            }
+            None if v.horizon_day() >= cutoff => self.insert(hash, id, v),
             None => {}
         }
     }
@@ -232,12 +253,13 @@ impl LatestVersions {
     /// version inside the horizon.
     pub fn merge(&mut self, block: BlockFold) {
         let map = Renames::new(&block.names, &mut self.names);
-        self.latest.reserve(block.runs.len(), |x| x.0);
+        let rows = &self.rows;
+        self.index
+            .reserve(block.runs.len(), |&i| rows[i as usize].0);
         for p in block.runs {
             let id = block.ids.get(p.id);
-            let ids = &self.ids;
-            match self.latest.find_mut(p.hash, |x| ids.get(x.1) == id) {
-                Some((_, _, best)) if p.all.rank() >= best.rank() => *best = p.all.renamed(&map),
+            match self.find(p.hash, id) {
+                Some(best) if p.all.rank() >= best.rank() => *best = p.all.renamed(&map),
                 Some(_) => {}
                 None => {
                     let first = match p.after {
@@ -245,9 +267,7 @@ impl LatestVersions {
                         After::SameAsAll => p.all,
                         After::Own(v) => v,
                     };
-                    let r = self.ids.push(id);
-                    self.latest
-                        .insert_unique(p.hash, (p.hash, r, first.renamed(&map)), |x| x.0);
+                    self.insert(p.hash, id, first.renamed(&map));
                 }
             }
         }
@@ -255,12 +275,12 @@ impl LatestVersions {
 
     /// Dossiers known so far.
     pub fn len(&self) -> usize {
-        self.latest.len()
+        self.rows.len()
     }
 
     /// True when no dossier is known.
     pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
+        self.rows.is_empty()
     }
 
     /// The latest versions that may count in the window `from..=to` (Date32) as batches
@@ -270,7 +290,7 @@ impl LatestVersions {
     pub fn into_batches(self, from: i32, to: i32) -> Vec<RecordBatch> {
         const ROWS: usize = 65_536;
         let rows: Vec<&Version> = self
-            .latest
+            .rows
             .iter()
             .map(|x| &x.2)
             .filter(|v| v.may_count(from, to))
@@ -301,7 +321,7 @@ impl LatestVersions {
     fn resolved(&self) -> Vec<(String, String, String, Option<String>, Version)> {
         let n = &self.names;
         let mut v: Vec<_> = self
-            .latest
+            .rows
             .iter()
             .map(|(_, id, x)| {
                 (
