@@ -143,9 +143,9 @@ impl Records {
     }
 
     /// The NDJSON lines of `block` (whole lines, the first numbered `first`), without
-    /// copying them: each trimmed, blank ones skipped, a byte-order mark dropped from
-    /// line 0. What [`read_ndjson_blocks`] hands over becomes records here, on whatever
-    /// thread parses them.
+    /// copying them: each trimmed, blank ones skipped. What [`read_ndjson_blocks`] hands
+    /// over (the file's byte-order mark already dropped) becomes records here, on
+    /// whatever thread parses them.
     pub fn from_lines(block: Vec<u8>, first: usize) -> Self {
         let mut spans = Vec::with_capacity(block.len() / 128);
         let mut start = 0;
@@ -154,13 +154,7 @@ impl Records {
                 break;
             }
             let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |n| start + n);
-            let line = &block[start..end];
-            let line = if index == 0 {
-                dvc_pulse_model::parse::strip_bom(line)
-            } else {
-                line
-            };
-            let t = line.trim_ascii();
+            let t = block[start..end].trim_ascii();
             if !t.is_empty() {
                 let at = t.as_ptr() as usize - block.as_ptr() as usize;
                 spans.push((index, at, at + t.len()));
@@ -219,7 +213,7 @@ pub fn read_ndjson_blocks(
     mut sink: impl FnMut(Vec<u8>, u64) -> bool,
 ) -> Result<(), IngestError> {
     let mut file = std::fs::File::open(path).map_err(|source| io(path, source))?;
-    let (mut carry, mut read) = (Vec::new(), 0u64);
+    let (mut carry, mut read, mut first) = (Vec::new(), 0u64, true);
     loop {
         let mut block = Vec::with_capacity(block_bytes + carry.len());
         block.append(&mut carry);
@@ -243,6 +237,11 @@ pub fn read_ndjson_blocks(
             }
         };
         carry = block.split_off(cut);
+        // The file's first block holds its whole first line, and so any byte-order mark.
+        if std::mem::take(&mut first) {
+            let bom = block.len() - dvc_pulse_model::parse::strip_bom(&block).len();
+            block.drain(..bom);
+        }
         if block.is_empty() {
             return Ok(());
         }
@@ -444,14 +443,16 @@ mod tests {
         let path = dir.path().join("e.ndjson");
         let long = format!("{{\"x\":\"{}\"}}", "y".repeat(300));
         let text = format!(
-            "\u{feff}{{\"a\":1}}\n\n  {{\"b\":2}}  \r\n{long}\n\n\n{{\"c\":\"đ\"}}\r\n{{\"d\":4}}"
+            "\u{feff}{{\"a\":1}}\n\n  {{\"b\":2}}  \r\n{long}\n\n\n{{\"c\":\"đ\"}}\r\n\u{feff}{{\"e\":5}}\n{{\"d\":4}}"
         );
         std::fs::write(&path, &text).unwrap();
         let want = records(&path);
         assert_eq!(
             want.iter().map(|r| r.0).collect::<Vec<_>>(),
-            [0, 2, 3, 6, 7]
+            [0, 2, 3, 6, 7, 8]
         );
+        // Only the file's own byte-order mark is dropped: one on a later line stays.
+        assert!(want[0].1.starts_with(b"{") && want[4].1.starts_with("\u{feff}".as_bytes()));
         for size in [1, 2, 5, 17, 64, 1 << 20] {
             let (mut got, mut last, mut blocks, mut first) = (Vec::new(), 0, 0, 0);
             read_ndjson_blocks(&path, size, |block, read| {
