@@ -193,22 +193,43 @@ pub fn format_ts(t: &Timestamp) -> String {
 
 mod ts {
     use super::*;
+    use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_ts(t))
     }
 
+    /// Read from the text in place (no string is allocated): the contract's own form
+    /// digit by digit, anything else by chrono's RFC 3339 parser, whose error a bad
+    /// timestamp reports.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&ict()))
-            .map_err(serde::de::Error::custom)
+        d.deserialize_str(Rfc3339)
+    }
+
+    pub(super) struct Rfc3339;
+
+    impl Visitor<'_> for Rfc3339 {
+        type Value = Timestamp;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Timestamp, E> {
+            if let Some(t) = crate::normalize::rfc3339_fast(s) {
+                return Ok(t);
+            }
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&ict()))
+                .map_err(de::Error::custom)
+        }
     }
 }
 
 mod ts_opt {
     use super::*;
+    use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
@@ -219,19 +240,52 @@ mod ts_opt {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&ict()))
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
+        d.deserialize_option(Maybe)
+    }
+
+    struct Maybe;
+
+    impl<'de> Visitor<'de> for Maybe {
+        type Value = Option<Timestamp>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(super::ts::Rfc3339).map(Some)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The contract's timestamps decode without allocating, and as before: null or
+    /// absent optional ones are none, a leap second goes through chrono, a bad one fails.
+    #[test]
+    fn timestamps_decode_fast_and_as_chrono_does() {
+        let e: DossierEvent = serde_json::from_str(
+            r#"{"dossier_id":"A","procedure_code":"1.001193","locality_code":"00004","channel":"online","status":"received","received_at":"2016-12-31T23:59:60Z","due_at":null,"updated_at":"2024-06-05T01:30:00.5Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(format_ts(&e.updated_at), "2024-06-05T08:30:00.500+07:00");
+        assert_eq!(e.received_at.map(|t| t.timestamp()), Some(1483228799));
+        assert_eq!((e.due_at, e.finished_at), (None, None));
+        let bad = serde_json::from_str::<DossierEvent>(
+            r#"{"dossier_id":"A","procedure_code":"1","locality_code":"1","channel":"online","status":"new","updated_at":"2024-06-05 08:30"}"#,
+        );
+        assert!(bad.is_err());
+    }
 
     #[test]
     fn status_numbers_follow_the_portal_order() {
