@@ -165,6 +165,16 @@ async fn snapshot_input_reads_the_edges_of_real_data() {
         snap.input
     );
     assert_eq!(snap.table.totals.get(Measure::Total), 1);
+    // A locality no unit set knows fails before any file is opened (this one is missing).
+    let wrong = WindowQuery {
+        locality: Some("99999".into()),
+        ..q.clone()
+    };
+    let missing = dir.path().join("missing.ndjson");
+    let err = dvc_pulse_app::snapshot::from_file(&cfg, &missing, &wrong, now, None, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a unit"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,32 +69,17 @@ pub async fn from_file_with(
     horizon_days: Option<i32>,
     progress: impl Fn(u64, u64),
 ) -> Result<FileSnapshot, AppError> {
+    q.validate_with(|code| reference.localities.contains(code))?;
     let v = Validator::new(reference.clone(), cfg.ingest.validation.clone());
     let today: NaiveDate = now.with_timezone(&ict()).date_naive();
     let cutoff = horizon_days.map_or(i32::MIN, |h| day_number(today) - h);
     let total = std::fs::metadata(path).map_or(0, |m| m.len());
     let format = detect(path)?;
     let (dims, folded) = std::thread::scope(|s| {
-        let build = || Dims::new(&reference);
-        let join = |h: std::thread::ScopedJoinHandle<'_, Dims>| {
-            h.join().expect("building the dimension tables panicked")
-        };
-        let mut building = Some(s.spawn(build));
-        // A locality to check waits for the tables that know it, so that a wrong one
-        // fails before the file is read; the window's days are checked at once.
-        let early = q
-            .locality
-            .is_some()
-            .then(|| join(building.take().expect("spawned")));
-        let checked = match &early {
-            Some(d) => q.validate(d),
-            None => q.validate_range(),
-        };
-        let folded = checked.map_err(AppError::from).and_then(|()| {
-            let latest = LatestVersions::new(cutoff);
-            fold_file(&v, path, format, now, latest, |read| progress(read, total))
-        });
-        let dims = early.unwrap_or_else(|| join(building.take().expect("spawned")));
+        let dims = s.spawn(|| Dims::new(&reference));
+        let latest = LatestVersions::new(cutoff);
+        let folded = fold_file(&v, path, format, now, latest, |read| progress(read, total));
+        let dims = dims.join().expect("building the dimension tables panicked");
         (dims, folded)
     });
     let (latest, input) = folded?;

@@ -147,26 +147,13 @@ impl WindowQuery {
 
     /// Checks the window and the locality against the reference data.
     pub fn validate(&self, dims: &Dims) -> Result<(), WindowError> {
-        self.validate_range()?;
-        if let Some(code) = &self.locality {
-            let known = dims
-                .places
-                .column(0)
-                .as_string::<i32>()
-                .iter()
-                .any(|c| c == Some(code));
-            if !known {
-                return Err(WindowError::invalid(
-                    "unknown_locality",
-                    format!("{code:?} is not a unit of either unit set"),
-                ));
-            }
-        }
-        Ok(())
+        let places = dims.places.column(0).as_string::<i32>();
+        self.validate_with(|code| places.iter().any(|c| c == Some(code)))
     }
 
-    /// Checks the window's days alone (no reference data needed).
-    pub fn validate_range(&self) -> Result<(), WindowError> {
+    /// [`WindowQuery::validate`] with the units known told by `known(code)` (the
+    /// reference data's own index, before the dimension tables are built).
+    pub fn validate_with(&self, known: impl Fn(&str) -> bool) -> Result<(), WindowError> {
         if self.from > self.to {
             return Err(WindowError::invalid("invalid_window", "from is after to"));
         }
@@ -174,6 +161,14 @@ impl WindowQuery {
             return Err(WindowError::invalid(
                 "invalid_window",
                 format!("windows are at most {MAX_WINDOW_DAYS} days"),
+            ));
+        }
+        if let Some(code) = &self.locality
+            && !known(code)
+        {
+            return Err(WindowError::invalid(
+                "unknown_locality",
+                format!("{code:?} is not a unit of either unit set"),
             ));
         }
         Ok(())
