@@ -2,7 +2,9 @@
 //! district and provinces in both unit sets), ancestry (what a locality filter selects)
 //! and services (procedure code or service id → catalogue service).
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use dvc_pulse_model::Reference;
 use dvc_pulse_model::reference::{Level, Programme, Unit};
@@ -43,10 +45,9 @@ impl Dims {
     pub fn new(reference: &Reference) -> Self {
         let l = &reference.localities;
         let codes = l.codes();
-        let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); 11];
-        let (mut anc_code, mut anc_of) = (Vec::new(), Vec::new());
-        let name = |u: Option<&Unit>| u.map(|u| u.name.clone());
-        let code = |u: Option<&Unit>| u.map(|u| u.code.clone());
+        // Builders appended from the reference's own strings: nothing is copied per cell.
+        let mut cols: Vec<StringBuilder> = (0..11).map(|_| StringBuilder::new()).collect();
+        let (mut anc_code, mut anc_of) = (StringBuilder::new(), StringBuilder::new());
         for c in &codes {
             // A code of both sets is read as a current unit first: that is what portals send now.
             let own = l.current.get(c).or_else(|| l.legacy.get(c));
@@ -55,7 +56,7 @@ impl Dims {
             let commune = own.filter(|u| u.level == Level::Commune);
             let province = l.current_province(c);
             let row = [
-                Some(c.to_string()),
+                Some(*c),
                 name(own),
                 code(commune),
                 name(commune),
@@ -65,14 +66,14 @@ impl Dims {
                 name(province),
                 code(at(Level::Province)),
                 name(at(Level::Province)),
-                own.map(|u| level_name(u.level).to_string()),
+                own.map(|u| level_name(u.level)),
             ];
-            for (v, x) in cols.iter_mut().zip(row) {
-                v.push(x);
+            for (b, x) in cols.iter_mut().zip(row) {
+                b.append_option(x);
             }
             for a in l.ancestors(c) {
-                anc_code.push(c.to_string());
-                anc_of.push(a.to_string());
+                anc_code.append_value(c);
+                anc_of.append_value(a);
             }
         }
         let names = [
@@ -89,14 +90,14 @@ impl Dims {
             "locality_level",
         ];
         let schema = Schema::new(names.iter().map(|n| utf8(n)).collect::<Vec<_>>());
-        let places = RecordBatch::try_new(Arc::new(schema), cols.into_iter().map(col).collect())
-            .expect("places columns match");
+        let cols = cols
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let places = RecordBatch::try_new(Arc::new(schema), cols).expect("places columns match");
         let ancestry = RecordBatch::try_new(
             Arc::new(Schema::new(vec![utf8("anc_code"), utf8("ancestor")])),
-            vec![
-                Arc::new(StringArray::from(anc_code)),
-                Arc::new(StringArray::from(anc_of)),
-            ],
+            vec![Arc::new(anc_code.finish()), Arc::new(anc_of.finish())],
         )
         .expect("ancestry columns match");
         Dims {
@@ -105,6 +106,14 @@ impl Dims {
             services: services_batch(reference),
         }
     }
+}
+
+fn name(u: Option<&Unit>) -> Option<&str> {
+    u.map(|u| u.name.as_str())
+}
+
+fn code(u: Option<&Unit>) -> Option<&str> {
+    u.map(|u| u.code.as_str())
 }
 
 fn level_name(l: Level) -> &'static str {
