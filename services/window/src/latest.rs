@@ -285,8 +285,9 @@ impl LatestVersions {
 
     /// The latest versions that may count in the window `from..=to` (Date32) as batches
     /// of [`LATEST_SCHEMA`] (for [`crate::window_from_latest`]), built on every core.
-    /// The window SQL applies the rules; the rows left out here cannot count (see
-    /// [`Version::may_count`]), and most of a long export's dossiers are such rows.
+    /// The window SQL applies the rules; the rows left out here cannot count (never
+    /// received, received after the window, or closed before it), and most of a long
+    /// export's dossiers are such rows.
     pub fn into_batches(self, from: i32, to: i32) -> Vec<RecordBatch> {
         const ROWS: usize = 65_536;
         let rows: Vec<&Version> = self
