@@ -39,6 +39,16 @@ pub static LATEST_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// An absent time.
 const NONE: i64 = i64::MIN;
 
+/// A time kept in a row, `None` when absent.
+fn at(us: i64) -> Option<i64> {
+    (us != NONE).then_some(us)
+}
+
+/// The ICT day of a time kept in a row.
+fn day(us: i64) -> Option<i32> {
+    at(us).map(ict_day_us)
+}
+
 /// A version as a fold keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Version {
@@ -82,12 +92,13 @@ impl Version {
     /// The day it counts for against the horizon: its received day once received, else
     /// its update day (the SQL's `COALESCE(r, updated day)`).
     fn horizon_day(&self) -> i32 {
-        let received = self.status.is_received() && self.received != NONE;
-        ict_day_us(if received {
-            self.received
-        } else {
-            self.updated
-        })
+        ict_day_us(self.received_at().unwrap_or(self.updated))
+    }
+
+    /// When it was received, for a version that counts as received (a status past
+    /// `new` and `rejected`, with `received_at`).
+    fn received_at(&self) -> Option<i64> {
+        at(self.received).filter(|_| self.status.is_received())
     }
 
     /// Whether the dossier can count in the window `from..=to`: received (a status
@@ -95,14 +106,12 @@ impl Version {
     /// closed before its start. A dossier closed before the window adds to none of its
     /// flows (it was received and finished by then) and is not pending at its end.
     fn may_count(&self, from: i32, to: i32) -> bool {
-        if !self.status.is_received() || self.received == NONE {
+        let Some(received) = self.received_at().map(ict_day_us) else {
             return false;
-        }
-        let day = |us: i64| if us == NONE { NO_DAY } else { ict_day_us(us) };
-        let received = day(self.received);
+        };
         let closed = Days::closed_day(
             received,
-            day(self.finished),
+            day(self.finished).unwrap_or(NO_DAY),
             self.status.portal_number(),
             self.updated,
         );
@@ -347,8 +356,6 @@ impl LatestVersions {
 /// One batch of [`LATEST_SCHEMA`].
 fn latest_batch(names: &Names, rows: &[&Version]) -> RecordBatch {
     let n = rows.len();
-    let day = |us: i64| (us != NONE).then(|| ict_day_us(us));
-    let at = |us: i64| (us != NONE).then_some(us);
     let mut procedure = StringBuilder::with_capacity(n, n * 8);
     let mut locality = StringBuilder::with_capacity(n, n * 5);
     let mut agency = StringBuilder::with_capacity(n, 0);
