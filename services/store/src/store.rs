@@ -207,6 +207,53 @@ fn quoted_columns(schema: &SchemaRef) -> String {
         .join(", ")
 }
 
+/// The versions `t` holds for each transaction id, looked up side by side.
+async fn txns(t: &Table, ids: &[String]) -> Result<Vec<i64>, StoreError> {
+    futures::future::try_join_all(ids.iter().map(|id| t.txn(id))).await
+}
+
+/// `state` rows (conformed to [`STATE_SCHEMA`]) grouped by the partitions asked, in
+/// their order. The table is partitioned by `partition`, so a batch is usually one
+/// partition's; a mixed one is filtered per partition.
+fn split_by_partition(
+    rows: &[RecordBatch],
+    partitions: &[i32],
+) -> Result<Vec<Vec<RecordBatch>>, StoreError> {
+    use datafusion::arrow::array::{Int32Array, as_primitive_array};
+    use datafusion::arrow::compute::{filter_record_batch, kernels::cmp::eq};
+    use datafusion::arrow::datatypes::Int32Type;
+    let arrow = |e| StoreError::query("state")(datafusion::error::DataFusionError::from(e));
+    let index: HashMap<i32, usize> = partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (*p, i))
+        .collect();
+    let mut out = vec![Vec::new(); partitions.len()];
+    for b in rows {
+        let b = conform(b, &STATE_SCHEMA)?;
+        let column: &Int32Array =
+            as_primitive_array::<Int32Type>(b.column_by_name("partition").expect("conformed"));
+        let mut seen: Vec<i32> = column.values().to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        for p in seen {
+            let Some(&i) = index.get(&p) else { continue };
+            if seen_only(column, p) {
+                out[i].push(b.clone());
+            } else {
+                let mask = eq(column, &Int32Array::new_scalar(p)).map_err(arrow)?;
+                out[i].push(filter_record_batch(&b, &mask).map_err(arrow)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether every row of `column` is `p` (the `partition` column is never null).
+fn seen_only(column: &datafusion::arrow::array::Int32Array, p: i32) -> bool {
+    column.values().iter().all(|v| *v == p)
+}
+
 async fn collect(
     ctx: &SessionContext,
     table: &'static str,
@@ -335,19 +382,37 @@ impl Store {
         Ok(t.txn(&self.partitions_id()).await? as i32)
     }
 
-    async fn txn_of(&self, table: &Mutex<Table>, partition: i32) -> Result<i64, StoreError> {
+    /// The offsets `table` holds for each of `partitions`, from one refresh; the
+    /// lookups (a log replay each) run side by side.
+    async fn txns_of(
+        &self,
+        table: &Mutex<Table>,
+        partitions: &[i32],
+    ) -> Result<Vec<i64>, StoreError> {
         let mut t = table.lock().await;
         t.refresh().await?;
-        t.txn(&self.app_id(partition)).await
+        let ids: Vec<String> = partitions.iter().map(|p| self.app_id(*p)).collect();
+        txns(&t, &ids).await
     }
 
     /// The offsets each table holds for a partition.
     pub async fn committed(&self, partition: i32) -> Result<Committed, StoreError> {
-        Ok(Committed {
-            changes: self.txn_of(&self.changes, partition).await?,
-            contributions: self.txn_of(&self.contributions, partition).await?,
-            state: self.txn_of(&self.state, partition).await?,
-        })
+        let mut all = self.committed_all(&[partition]).await?;
+        Ok(all.pop().expect("one partition asked, one answered"))
+    }
+
+    /// [`Store::committed`] of several partitions, in their order.
+    pub async fn committed_all(&self, partitions: &[i32]) -> Result<Vec<Committed>, StoreError> {
+        let changes = self.txns_of(&self.changes, partitions).await?;
+        let contributions = self.txns_of(&self.contributions, partitions).await?;
+        let state = self.txns_of(&self.state, partitions).await?;
+        Ok((0..partitions.len())
+            .map(|i| Committed {
+                changes: changes[i],
+                contributions: contributions[i],
+                state: state[i],
+            })
+            .collect())
     }
 
     /// A partition's state as the `state` table holds it, and what each table holds.
@@ -356,26 +421,45 @@ impl Store {
         &self,
         partition: i32,
     ) -> Result<(PartitionState, Committed), StoreError> {
-        let (batches, offset, clock_ms) = {
+        let mut all = self.load_partitions(&[partition]).await?;
+        Ok(all.pop().expect("one partition asked, one answered"))
+    }
+
+    /// [`Store::load_partition`] of several partitions, in their order: one refresh of
+    /// each table and one scan of `state` for all of them (a worker loads every
+    /// partition the group assigns it at once).
+    pub async fn load_partitions(
+        &self,
+        partitions: &[i32],
+    ) -> Result<Vec<(PartitionState, Committed)>, StoreError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rows, offsets, clocks) = {
             let mut t = self.state.lock().await;
             t.refresh().await?;
-            let offset = t.txn(&self.app_id(partition)).await?;
-            let clock_ms = t.txn(&self.clock_id(partition)).await?;
+            let apps: Vec<String> = partitions.iter().map(|p| self.app_id(*p)).collect();
+            let clocks: Vec<String> = partitions.iter().map(|p| self.clock_id(*p)).collect();
+            let (offsets, clocks) = (txns(&t, &apps).await?, txns(&t, &clocks).await?);
             let ctx = t.session("state").await?;
+            let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
             let sql = format!(
-                "SELECT {} FROM state WHERE \"partition\" = {partition}",
-                quoted_columns(&STATE_SCHEMA)
+                "SELECT {} FROM state WHERE \"partition\" IN ({})",
+                quoted_columns(&STATE_SCHEMA),
+                list.join(", ")
             );
-            (collect(&ctx, "state", &sql).await?, offset, clock_ms)
+            (collect(&ctx, "state", &sql).await?, offsets, clocks)
         };
-        let batches = batches
-            .iter()
-            .map(|b| conform(b, &STATE_SCHEMA))
-            .collect::<Result<Vec<_>, _>>()?;
-        let state = PartitionState::from_state_rows(&batches, offset, clock_ms)?;
-        let mut committed = self.committed(partition).await?;
-        committed.state = offset;
-        Ok((state, committed))
+        let mut by_partition = split_by_partition(&rows, partitions)?;
+        let committed = self.committed_all(partitions).await?;
+        let mut loaded = Vec::with_capacity(partitions.len());
+        for (i, mut c) in committed.into_iter().enumerate() {
+            let batches = std::mem::take(&mut by_partition[i]);
+            let state = PartitionState::from_state_rows(&batches, offsets[i], clocks[i])?;
+            c.state = offsets[i];
+            loaded.push((state, c));
+        }
+        Ok(loaded)
     }
 
     /// Commits the partitions' output to the three tables, in order, each fenced on the

@@ -35,6 +35,17 @@ async fn apply_and_commit(
     committed: Committed,
     events: &[DossierEvent],
 ) -> Result<Committed, dvc_pulse_store::StoreError> {
+    apply_and_commit_to(store, (0, 1), state, committed, events).await
+}
+
+/// [`apply_and_commit`] as `partition` of a topic of `of` partitions.
+async fn apply_and_commit_to(
+    store: &Store,
+    (partition, of): (i32, i32),
+    state: &mut PartitionState,
+    committed: Committed,
+    events: &[DossierEvent],
+) -> Result<Committed, dvc_pulse_store::StoreError> {
     let mut out = Outbox::default();
     for e in events {
         let off = state.next_offset;
@@ -51,13 +62,13 @@ async fn apply_and_commit(
     }
     let parts = [PartitionCommit {
         clock_ms: 0,
-        partition: 0,
+        partition,
         next_offset: state.next_offset,
         expected: committed,
-        batches: out.take(state, 0).unwrap(),
+        batches: out.take(state, partition).unwrap(),
     }];
     let meta = CommitMeta {
-        partitions: 1,
+        partitions: of,
         ..Default::default()
     };
     Ok(store.commit(&parts, meta).await?[0])
@@ -78,6 +89,62 @@ async fn totals(store: &Store, as_of: Option<i64>) -> (i64, i64, i64) {
         t.totals.get(Measure::Online),
         view.meta.at,
     )
+}
+
+/// A worker loads every partition assigned to it in one read: each comes back as it was
+/// committed, in the order asked, an untouched partition empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_load_together_each_as_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1).await;
+    let events = [
+        vec![event("A", 3, "online", 9)],
+        vec![event("B", 4, "in_person", 9), event("C", 5, "online", 9)],
+        vec![
+            event("D", 6, "online", 9),
+            event("E", 7, "postal", 9),
+            event("D", 6, "in_person", 10),
+        ],
+    ];
+    let mut states = Vec::new();
+    for (p, es) in events.iter().enumerate() {
+        let (mut state, committed) = store.load_partition(p as i32).await.unwrap();
+        apply_and_commit_to(&store, (p as i32, 4), &mut state, committed, es)
+            .await
+            .unwrap();
+        states.push(state);
+    }
+    let other = open(dir.path(), 1).await;
+    let loaded = other.load_partitions(&[2, 3, 0, 1]).await.unwrap();
+    let order = [Some(2), None, Some(0), Some(1)];
+    assert_eq!(loaded.len(), order.len());
+    for ((state, committed), expected) in loaded.iter().zip(order) {
+        let Some(p) = expected else {
+            assert_eq!(state.dossier_count(), 0);
+            assert_eq!(*committed, Committed::default());
+            continue;
+        };
+        let n = events[p].len() as i64;
+        assert_eq!(state.next_offset, n, "partition {p}");
+        assert_eq!(
+            *committed,
+            Committed {
+                changes: n,
+                contributions: n,
+                state: n
+            }
+        );
+        assert_eq!(
+            state.dossier_count(),
+            states[p].dossier_count(),
+            "partition {p}"
+        );
+        assert_eq!(
+            state.buckets_batch(),
+            states[p].buckets_batch(),
+            "partition {p}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
