@@ -24,6 +24,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
@@ -78,14 +79,25 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// A client of its own for metadata requests: on the consumer's connections they would
+/// queue behind fetch responses of up to `fetch.max.bytes` (hundreds of milliseconds
+/// while a worker catches up, with the consume loop waiting on the answer).
+type MetadataClient = Arc<BaseProducer>;
+
+fn metadata_client(worker: &Worker, kafka: &KafkaConfig) -> Result<MetadataClient, WorkerError> {
+    let id = format!("{}-metadata", worker.id);
+    let cc = client_config(kafka, &[("client.id", id.as_str())]);
+    Ok(Arc::new(
+        cc.create().map_err(kafka_err("create metadata client"))?,
+    ))
+}
+
 /// The events topic's partition count, from the brokers (not a cached copy).
-async fn topic_partitions(
-    consumer: &Arc<StreamConsumer<Ctx>>,
-    topic: &str,
-) -> Result<i32, WorkerError> {
-    let (c, topic) = (consumer.clone(), topic.to_string());
+async fn topic_partitions(meta: &MetadataClient, topic: &str) -> Result<i32, WorkerError> {
+    let (c, topic) = (meta.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        c.fetch_metadata(Some(&topic), Duration::from_secs(10))
+        c.client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
             .map(|m| {
                 m.topics()
                     .first()
@@ -104,12 +116,9 @@ async fn topic_partitions(
 /// checked before every commit, after the messages it covers were read, so nothing
 /// produced under another count is ever committed. False (commit postponed) when the
 /// brokers cannot say.
-async fn partitions_unchanged(
-    worker: &Worker,
-    consumer: &Arc<StreamConsumer<Ctx>>,
-) -> Result<bool, WorkerError> {
+async fn partitions_unchanged(worker: &Worker, meta: &MetadataClient) -> Result<bool, WorkerError> {
     let recorded = worker.partitions();
-    let found = match topic_partitions(consumer, &worker.topic).await {
+    let found = match topic_partitions(meta, &worker.topic).await {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "partition count unknown; commit postponed");
@@ -143,6 +152,9 @@ fn create_consumer(
             ("isolation.level", "read_committed"),
             ("statistics.interval.ms", "1000"),
             ("session.timeout.ms", "10000"),
+            // A full prefetch queue pauses fetching for this long (librdkafka's default
+            // is a second): a worker catching up drains its queue far sooner.
+            ("fetch.queue.backoff.ms", "20"),
             ("client.id", worker.id.as_str()),
         ],
     );
@@ -169,7 +181,8 @@ pub async fn run(
         worker: worker.clone(),
     };
     let consumer = create_consumer(&worker, kafka, ctx)?;
-    let n = topic_partitions(&consumer, &worker.topic).await?;
+    let meta = metadata_client(&worker, kafka)?;
+    let n = topic_partitions(&meta, &worker.topic).await?;
     if n > 0 {
         // A store built from another partition count would count dossiers twice.
         worker.store.bind_partitions(n).await?;
@@ -199,7 +212,7 @@ pub async fn run(
                 flight.land(&worker, &consumer, landed)?;
                 if since >= worker.cfg.commit_every_events {
                     since = 0;
-                    flight.start(&worker, &consumer, &sink, &mut pending).await?;
+                    flight.start(&worker, &meta, &sink, &mut pending).await?;
                 }
             }
             _ = ticker.tick() => {
@@ -207,7 +220,7 @@ pub async fn run(
                 rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                 if !flight.busy() {
                     since = 0;
-                    flight.start(&worker, &consumer, &sink, &mut pending).await?;
+                    flight.start(&worker, &meta, &sink, &mut pending).await?;
                 }
             }
             m = consumer.recv() => match m {
@@ -221,7 +234,7 @@ pub async fn run(
                     since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
                     if since >= worker.cfg.commit_every_events && !flight.busy() {
                         since = 0;
-                        flight.start(&worker, &consumer, &sink, &mut pending).await?;
+                        flight.start(&worker, &meta, &sink, &mut pending).await?;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "consume"),
@@ -230,9 +243,7 @@ pub async fn run(
     }
     flight.settle(&worker, &consumer).await?;
     drop_revoked(&worker, decisions(&revoked, &assigned).0).await?;
-    flight
-        .start(&worker, &consumer, &sink, &mut pending)
-        .await?;
+    flight.start(&worker, &meta, &sink, &mut pending).await?;
     flight.settle(&worker, &consumer).await?;
     consumer.unsubscribe();
     Ok(())
@@ -286,8 +297,10 @@ async fn drop_revoked(worker: &Worker, gone: Vec<i32>) -> Result<(), WorkerError
     };
     // A partition that another worker committed to while this one still held it: this
     // worker was a zombie (paused past its session), and stops.
-    for (p, ours) in dropped {
-        let found = worker.store.committed(p).await?.contributions;
+    let ps: Vec<i32> = dropped.iter().map(|(p, _)| *p).collect();
+    let now = worker.store.committed_all(&ps).await?;
+    for ((p, ours), found) in dropped.into_iter().zip(now) {
+        let found = found.contributions;
         if found > ours {
             return Err(WorkerError::Store(dvc_pulse_store::StoreError::Fenced {
                 table: "contributions",
@@ -303,19 +316,26 @@ async fn drop_revoked(worker: &Worker, gone: Vec<i32>) -> Result<(), WorkerError
 /// Loads the state of newly assigned partitions now, so windows and gauges cover them
 /// before their next message arrives.
 async fn load_assigned(worker: &Worker, ps: Vec<i32>) -> Result<(), WorkerError> {
-    for p in ps {
-        if worker.assigned.lock().expect("assigned lock").contains(&p) {
-            ensure_loaded(worker, p).await?;
-        }
-    }
-    Ok(())
+    let assigned: Vec<i32> = {
+        let assigned = worker.assigned.lock().expect("assigned lock");
+        ps.into_iter().filter(|p| assigned.contains(p)).collect()
+    };
+    ensure_loaded(worker, &assigned).await
 }
 
-async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
-    if worker.owned.lock().expect("owned lock").contains_key(&p) {
+/// Loads the partitions of `ps` not owned yet, all in one read of the store.
+async fn ensure_loaded(worker: &Worker, ps: &[i32]) -> Result<(), WorkerError> {
+    let missing: Vec<i32> = {
+        let owned = worker.owned.lock().expect("owned lock");
+        ps.iter()
+            .copied()
+            .filter(|p| !owned.contains_key(p))
+            .collect()
+    };
+    if missing.is_empty() {
         return Ok(());
     }
-    if p >= worker.partitions() {
+    if let Some(&p) = missing.iter().find(|p| **p >= worker.partitions()) {
         return Err(WorkerError::Store(
             dvc_pulse_store::StoreError::PartitionCount {
                 recorded: worker.partitions(),
@@ -323,19 +343,21 @@ async fn ensure_loaded(worker: &Worker, p: i32) -> Result<(), WorkerError> {
             },
         ));
     }
-    let (state, committed) = worker.store.load_partition(p).await?;
-    tracing::info!(
-        partition = p,
-        offset = state.next_offset,
-        dossiers = state.dossier_count(),
-        contributions = committed.contributions,
-        changes = committed.changes,
-        "partition loaded"
-    );
+    let loaded = worker.store.load_partitions(&missing).await?;
     let mut owned = worker.owned.lock().expect("owned lock");
-    owned
-        .entry(p)
-        .or_insert_with(|| Owned::new(state, committed));
+    for (p, (state, committed)) in missing.into_iter().zip(loaded) {
+        tracing::info!(
+            partition = p,
+            offset = state.next_offset,
+            dossiers = state.dossier_count(),
+            contributions = committed.contributions,
+            changes = committed.changes,
+            "partition loaded"
+        );
+        owned
+            .entry(p)
+            .or_insert_with(|| Owned::new(state, committed));
+    }
     worker.metrics.partitions_owned.set(owned.len() as i64);
     Ok(())
 }
@@ -396,28 +418,39 @@ impl Batch {
     /// Every payload decoded and content-hashed, in order: on up to [`lanes`] threads
     /// (nothing here depends on the state; applying stays in order, one thread).
     fn decode(&self) -> Vec<Decoded> {
-        let one = |r: &Read| {
+        let mut reads: Vec<&Read> = self.msgs.iter().collect();
+        on_lanes(&mut reads, PARALLEL_FROM, |r| {
             let payload = &self.bytes[r.span.clone()];
             serde_json::from_slice::<DossierEvent>(payload).map(|e| (e, content_hash(payload)))
-        };
-        let lanes = lanes();
-        if lanes == 1 || self.msgs.len() < PARALLEL_FROM {
-            return self.msgs.iter().map(one).collect();
-        }
-        let chunk = self.msgs.len().div_ceil(lanes);
-        std::thread::scope(|s| {
-            let mut chunks = self.msgs.chunks(chunk);
-            let first = chunks.next().expect("a batch has a message");
-            let rest: Vec<_> = chunks
-                .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            let mut all: Vec<Decoded> = first.iter().map(one).collect();
-            for h in rest {
-                all.extend(h.join().expect("decoding does not panic"));
-            }
-            all
         })
     }
+}
+
+/// `f` of every item, in order: on up to [`lanes`] threads when there are at least
+/// `parallel_from` items, each thread taking a contiguous run.
+fn on_lanes<T: Send, R: Send>(
+    items: &mut [T],
+    parallel_from: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    let lanes = lanes();
+    if lanes == 1 || items.len() < parallel_from.max(2) {
+        return items.iter_mut().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(lanes);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks_mut(chunk);
+        let first = chunks.next().expect("at least two items");
+        let rest: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter_mut().map(f).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<R> = first.iter_mut().map(f).collect();
+        for h in rest {
+            all.extend(h.join().expect("a lane does not panic"));
+        }
+        all
+    })
 }
 
 /// A payload decoded, with its content hash; or why it is not an event.
@@ -443,9 +476,7 @@ async fn apply_batch(
     let mut partitions: Vec<i32> = batch.msgs.iter().map(|r| r.p).collect();
     partitions.sort_unstable();
     partitions.dedup();
-    for p in &partitions {
-        ensure_loaded(worker, *p).await?;
-    }
+    ensure_loaded(worker, &partitions).await?;
     let decoded = batch.decode();
     let now = (worker.clock)();
     let mut tally = Tally::default();
@@ -741,7 +772,7 @@ impl Flight {
     async fn start(
         &mut self,
         worker: &Arc<Worker>,
-        consumer: &Arc<StreamConsumer<Ctx>>,
+        meta: &MetadataClient,
         sink: &KafkaSink,
         pending: &mut Vec<Message>,
     ) -> Result<(), WorkerError> {
@@ -755,7 +786,7 @@ impl Flight {
             tracing::warn!(error = %e, "dead letters not published; commit postponed");
             return Ok(());
         }
-        if !has_output(worker) || !partitions_unchanged(worker, consumer).await? {
+        if !has_output(worker) || !partitions_unchanged(worker, meta).await? {
             return Ok(());
         }
         let (parts, meta, compact) = take_output(worker)?;
@@ -839,10 +870,13 @@ async fn write(
 /// Whether any owned partition read past what its tables hold.
 fn has_output(worker: &Worker) -> bool {
     let owned = worker.owned.lock().expect("owned lock");
-    owned.values().any(|o| {
-        let c = o.committed;
-        o.state.next_offset > c.changes.min(c.contributions).min(c.state)
-    })
+    owned.values().any(owes_output)
+}
+
+/// Whether a partition read past what one of its tables holds.
+fn owes_output(o: &Owned) -> bool {
+    let c = o.committed;
+    o.state.next_offset > c.changes.min(c.contributions).min(c.state)
 }
 
 /// Takes every owned partition's pending output, with the commit's metadata and the
@@ -852,34 +886,24 @@ fn take_output(
     worker: &Worker,
 ) -> Result<(Vec<PartitionCommit>, CommitMeta, Vec<Compaction>), WorkerError> {
     let mut owned = worker.owned.lock().expect("owned lock");
-    let mut dossiers = 0;
-    let mut newest = 0;
-    let mut parts = Vec::new();
+    let dossiers: usize = owned.values().map(|o| o.state.dossier_count()).sum();
+    let newest = owned
+        .values()
+        .map(|o| o.state.newest_event_us)
+        .fold(0, i64::max);
+    let mut due: Vec<(i32, &mut Owned)> = owned
+        .iter_mut()
+        .filter(|(_, o)| owes_output(o))
+        .map(|(p, o)| (*p, o))
+        .collect();
+    // Encoding is the loop's longest pause: the partitions are encoded side by side.
+    let taken = on_lanes(&mut due, 2, |(p, o)| take_one(*p, o));
+    let mut parts = Vec::with_capacity(taken.len());
     let mut compact = Vec::new();
-    for (p, o) in owned.iter_mut() {
-        dossiers += o.state.dossier_count();
-        newest = newest.max(o.state.newest_event_us);
-        let c = o.committed;
-        let behind = c.changes.min(c.contributions).min(c.state);
-        if o.state.next_offset <= behind {
-            continue;
-        }
-        let batches = o.outbox.take(&o.state, *p)?;
-        // The state table moves to `next_offset` with this commit (it is the last table
-        // written, so never ahead of the others).
-        o.state_rows += batches.state.num_rows();
-        if o.state_rows > o.state.dossier_count().max(10_000) {
-            let at = o.state.next_offset;
-            compact.push((*p, o.state.full_state_batch(*p, at)?, at));
-            o.state_rows = 0;
-        }
-        parts.push(PartitionCommit {
-            partition: *p,
-            next_offset: o.state.next_offset,
-            clock_ms: o.state.clock_ms,
-            expected: c,
-            batches,
-        });
+    for t in taken {
+        let (part, compaction) = t?;
+        parts.push(part);
+        compact.extend(compaction);
     }
     worker.metrics.dossiers.set(dossiers as i64);
     let meta = CommitMeta {
@@ -888,4 +912,28 @@ fn take_output(
         partitions: worker.partitions(),
     };
     Ok((parts, meta, compact))
+}
+
+/// One partition's pending output, and its whole state to rewrite when its `state`
+/// rows since the last rewrite outnumber its dossiers.
+fn take_one(p: i32, o: &mut Owned) -> Result<(PartitionCommit, Option<Compaction>), WorkerError> {
+    let c = o.committed;
+    let batches = o.outbox.take(&o.state, p)?;
+    // The state table moves to `next_offset` with this commit (it is the last table
+    // written, so never ahead of the others).
+    o.state_rows += batches.state.num_rows();
+    let mut compaction = None;
+    if o.state_rows > o.state.dossier_count().max(10_000) {
+        let at = o.state.next_offset;
+        compaction = Some((p, o.state.full_state_batch(p, at)?, at));
+        o.state_rows = 0;
+    }
+    let part = PartitionCommit {
+        partition: p,
+        next_offset: o.state.next_offset,
+        clock_ms: o.state.clock_ms,
+        expected: c,
+        batches,
+    };
+    Ok((part, compaction))
 }
