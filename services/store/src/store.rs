@@ -117,19 +117,16 @@ fn specs() -> [Spec; 3] {
             name: "changes",
             schema: CHANGES_SCHEMA.clone(),
             partition_by: &["ingest_day"],
-            plain: &["offset", "ingested_at_ms", "dossier_id"],
         },
         Spec {
             name: "contributions",
             schema: CONTRIBUTIONS_SCHEMA.clone(),
             partition_by: &["month"],
-            plain: &[],
         },
         Spec {
             name: "state",
             schema: STATE_SCHEMA.clone(),
             partition_by: &["partition"],
-            plain: &["key_hi", "key_lo", "offset"],
         },
     ]
 }

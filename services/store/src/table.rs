@@ -13,7 +13,6 @@ use crate::versions::{CommitMeta, META_KEY};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{Action, Add, Remove, StructType, Transaction};
@@ -68,22 +67,6 @@ pub struct Spec {
     pub schema: SchemaRef,
     /// Partition columns.
     pub partition_by: &'static [&'static str],
-    /// Columns written without a dictionary: nearly every value is distinct (ids,
-    /// offsets, times), so building one only costs the commit time.
-    pub plain: &'static [&'static str],
-}
-
-/// delta-rs's writer settings (Snappy), with the spec's plain columns left without a
-/// dictionary.
-fn writer_properties(spec: &Spec) -> WriterProperties {
-    use datafusion::parquet::{basic::Compression, schema::types::ColumnPath};
-    spec.plain
-        .iter()
-        .fold(
-            WriterProperties::builder().set_compression(Compression::SNAPPY),
-            |b, c| b.set_column_dictionary_enabled(ColumnPath::from(*c), false),
-        )
-        .build()
 }
 
 /// A Delta table with its newest loaded snapshot.
@@ -95,8 +78,6 @@ pub struct Table {
     location: Location,
     /// Query runtime (the shared memory pool of query sessions).
     runtime: Arc<RuntimeEnv>,
-    /// How its data files are written.
-    writer: WriterProperties,
 }
 
 impl std::fmt::Debug for Table {
@@ -162,7 +143,6 @@ impl Table {
             table,
             location,
             runtime,
-            writer: writer_properties(spec),
         })
     }
 
@@ -203,9 +183,8 @@ impl Table {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let mut w = RecordBatchWriter::for_table(&self.table)
-            .map_err(StoreError::delta(self.name))?
-            .with_writer_properties(self.writer.clone());
+        let mut w =
+            RecordBatchWriter::for_table(&self.table).map_err(StoreError::delta(self.name))?;
         for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
             w.write(b).await.map_err(StoreError::delta(self.name))?;
         }
@@ -345,7 +324,6 @@ impl Table {
             table: self.table.clone(),
             location: self.location.clone(),
             runtime: self.runtime.clone(),
-            writer: self.writer.clone(),
         }
     }
 
@@ -367,7 +345,6 @@ impl Table {
             table,
             location: self.location.clone(),
             runtime: self.runtime.clone(),
-            writer: self.writer.clone(),
         })
     }
 }
