@@ -20,11 +20,12 @@ use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use dvc_pulse_window::outbox::Committed;
 use dvc_pulse_window::{Outcome, content_hash};
 use futures::FutureExt;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
@@ -81,8 +82,9 @@ impl ConsumerContext for Ctx {
 
 /// A client of its own for metadata requests: on the consumer's connections they would
 /// queue behind fetch responses of up to `fetch.max.bytes` (hundreds of milliseconds
-/// while a worker catches up, with the consume loop waiting on the answer).
-type MetadataClient = Arc<BaseProducer>;
+/// while a worker catches up, with the consume loop waiting on the answer). An admin
+/// client: it polls its own events, and never consumes or produces.
+type MetadataClient = Arc<AdminClient<DefaultClientContext>>;
 
 fn metadata_client(worker: &Worker, kafka: &KafkaConfig) -> Result<MetadataClient, WorkerError> {
     let id = format!("{}-metadata", worker.id);
@@ -96,7 +98,7 @@ fn metadata_client(worker: &Worker, kafka: &KafkaConfig) -> Result<MetadataClien
 async fn topic_partitions(meta: &MetadataClient, topic: &str) -> Result<i32, WorkerError> {
     let (c, topic) = (meta.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        c.client()
+        c.inner()
             .fetch_metadata(Some(&topic), Duration::from_secs(10))
             .map(|m| {
                 m.topics()
