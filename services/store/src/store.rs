@@ -212,9 +212,9 @@ async fn txns(t: &Table, ids: &[String]) -> Result<Vec<i64>, StoreError> {
     futures::future::try_join_all(ids.iter().map(|id| t.txn(id))).await
 }
 
-/// `state` rows (conformed to [`STATE_SCHEMA`]) grouped by the partitions asked, in
-/// their order. The table is partitioned by `partition`, so a batch is usually one
-/// partition's; a mixed one is filtered per partition.
+/// `state` rows (conformed to [`STATE_SCHEMA`]) grouped by the partitions asked
+/// (distinct), in their order. The table is partitioned by `partition`, so a batch is
+/// usually one partition's; a mixed one is filtered per partition.
 fn split_by_partition(
     rows: &[RecordBatch],
     partitions: &[i32],
@@ -238,7 +238,7 @@ fn split_by_partition(
         seen.dedup();
         for p in seen {
             let Some(&i) = index.get(&p) else { continue };
-            if seen_only(column, p) {
+            if every_row_is(column, p) {
                 out[i].push(b.clone());
             } else {
                 let mask = eq(column, &Int32Array::new_scalar(p)).map_err(arrow)?;
@@ -250,7 +250,7 @@ fn split_by_partition(
 }
 
 /// Whether every row of `column` is `p` (the `partition` column is never null).
-fn seen_only(column: &datafusion::arrow::array::Int32Array, p: i32) -> bool {
+fn every_row_is(column: &datafusion::arrow::array::Int32Array, p: i32) -> bool {
     column.values().iter().all(|v| *v == p)
 }
 
@@ -425,7 +425,7 @@ impl Store {
         Ok(all.pop().expect("one partition asked, one answered"))
     }
 
-    /// [`Store::load_partition`] of several partitions, in their order: one refresh of
+    /// [`Store::load_partition`] of several distinct partitions, in their order: one refresh of
     /// each table and one scan of `state` for all of them (a worker loads every
     /// partition the group assigns it at once).
     pub async fn load_partitions(
