@@ -183,8 +183,8 @@ pub async fn run(
         worker: worker.clone(),
     };
     let consumer = create_consumer(&worker, kafka, ctx)?;
-    let meta = metadata_client(&worker, kafka)?;
-    let n = topic_partitions(&meta, &worker.topic).await?;
+    let metadata = metadata_client(&worker, kafka)?;
+    let n = topic_partitions(&metadata, &worker.topic).await?;
     if n > 0 {
         // A store built from another partition count would count dossiers twice.
         worker.store.bind_partitions(n).await?;
@@ -214,7 +214,7 @@ pub async fn run(
                 flight.land(&worker, &consumer, landed)?;
                 if since >= worker.cfg.commit_every_events {
                     since = 0;
-                    flight.start(&worker, &meta, &sink, &mut pending).await?;
+                    flight.start(&worker, &metadata, &sink, &mut pending).await?;
                 }
             }
             _ = ticker.tick() => {
@@ -222,7 +222,7 @@ pub async fn run(
                 rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                 if !flight.busy() {
                     since = 0;
-                    flight.start(&worker, &meta, &sink, &mut pending).await?;
+                    flight.start(&worker, &metadata, &sink, &mut pending).await?;
                 }
             }
             m = consumer.recv() => match m {
@@ -236,7 +236,7 @@ pub async fn run(
                     since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
                     if since >= worker.cfg.commit_every_events && !flight.busy() {
                         since = 0;
-                        flight.start(&worker, &meta, &sink, &mut pending).await?;
+                        flight.start(&worker, &metadata, &sink, &mut pending).await?;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "consume"),
@@ -245,7 +245,9 @@ pub async fn run(
     }
     flight.settle(&worker, &consumer).await?;
     drop_revoked(&worker, decisions(&revoked, &assigned).0).await?;
-    flight.start(&worker, &meta, &sink, &mut pending).await?;
+    flight
+        .start(&worker, &metadata, &sink, &mut pending)
+        .await?;
     flight.settle(&worker, &consumer).await?;
     consumer.unsubscribe();
     Ok(())
@@ -774,7 +776,7 @@ impl Flight {
     async fn start(
         &mut self,
         worker: &Arc<Worker>,
-        meta: &MetadataClient,
+        metadata: &MetadataClient,
         sink: &KafkaSink,
         pending: &mut Vec<Message>,
     ) -> Result<(), WorkerError> {
@@ -788,7 +790,7 @@ impl Flight {
             tracing::warn!(error = %e, "dead letters not published; commit postponed");
             return Ok(());
         }
-        if !has_output(worker) || !partitions_unchanged(worker, meta).await? {
+        if !has_output(worker) || !partitions_unchanged(worker, metadata).await? {
             return Ok(());
         }
         let (parts, meta, compact) = take_output(worker)?;
