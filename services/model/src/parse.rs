@@ -104,18 +104,30 @@ impl Validator {
 
     /// Parses and validates one record; `now` is the receiving side's clock.
     ///
-    /// The fast path reads the record once into typed, borrowed fields ([`Record`]);
-    /// a record it cannot read goes through `serde_json::Value` for the precise reason,
+    /// The fast path reads the record once into typed, borrowed fields ([`Record`]): a
+    /// flat object of plain strings by a scan of its bytes, any other through serde; a
+    /// record neither can read goes through `serde_json::Value` for the precise reason,
     /// and a rejected one is read again only to redact it for the dead-letter topic.
     pub fn parse_record(&self, raw: &[u8], now: DateTime<Utc>) -> Parsed {
-        let text = std::str::from_utf8(raw).map_err(|e| {
-            bare(Rejection::record(
-                Reason::InvalidUtf8,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            ))
-        })?;
+        // The SIMD check first (most records are valid, most of them ASCII); the
+        // standard one says where invalid bytes start.
+        let text = simdutf8::basic::from_utf8(raw)
+            .or_else(|_| std::str::from_utf8(raw))
+            .map_err(|e| {
+                bare(Rejection::record(
+                    Reason::InvalidUtf8,
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                ))
+            })?;
         let mut record = Record::default();
-        match record.read(text) {
+        let read = match record.read_flat(text) {
+            Some(()) => Ok(()),
+            None => {
+                record = Record::default();
+                record.read(text)
+            }
+        };
+        match read {
             Ok(()) => self
                 .validate(&record, raw.len(), now)
                 .map_err(|(shape, rejection)| rejected(text, shape, rejection)),

@@ -128,6 +128,114 @@ impl<'a> Record<'a> {
     }
 }
 
+impl<'a> Record<'a> {
+    /// Reads `text` the quick way when it is a flat object whose values are strings,
+    /// `null` or unsigned integers, with no escape and no control character anywhere
+    /// (so no white space but spaces): what portals and the gateway write. Anything else
+    /// (escapes, tabs or line breaks, other numbers, booleans, nesting, malformed text)
+    /// is `None` with the record left partly filled; the caller then starts over with
+    /// [`Record::read`]. A test holds that the two agree wherever this one reads.
+    pub(crate) fn read_flat(&mut self, text: &'a str) -> Option<()> {
+        let b = text.as_bytes();
+        // One pass the compiler vectorises; after it, a string ends at its next quote.
+        if b.iter()
+            .fold(false, |odd, &c| odd | (c == b'\\') | (c < 0x20))
+        {
+            return None;
+        }
+        let mut i = skip_spaces(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = skip_spaces(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            return only_spaces(b, i + 1);
+        }
+        loop {
+            let key = quoted(text, i)?;
+            i = skip_spaces(b, i + key.len() + 2);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_spaces(b, i + 1);
+            let (value, len) = scalar(text, i)?;
+            if let Some(at) = slot(key) {
+                self.slots[at] = Some(value);
+            }
+            i = skip_spaces(b, i + len);
+            match b.get(i)? {
+                b',' => i = skip_spaces(b, i + 1),
+                b'}' => return only_spaces(b, i + 1),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The contents of the string that opens at byte `i` of `text`, which has no escapes: up
+/// to the next quote, looked for eight bytes at a time.
+#[inline]
+fn quoted(text: &str, i: usize) -> Option<&str> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut end = i + 1;
+    let close = loop {
+        let Some(word) = b.get(end..end + 8) else {
+            break end + b[end..].iter().position(|&c| c == b'"')?;
+        };
+        // A byte of `x` is zero where the word has a quote; the lowest such byte is the
+        // lowest one whose high bit survives here.
+        let x =
+            u64::from_le_bytes(word.try_into().expect("eight bytes")) ^ (ONES * u64::from(b'"'));
+        let zero = x.wrapping_sub(ONES) & !x & (ONES << 7);
+        if zero != 0 {
+            break end + zero.trailing_zeros() as usize / 8;
+        }
+        end += 8;
+    };
+    // Quotes are ASCII, so both ends are character boundaries.
+    Some(&text[i + 1..close])
+}
+
+/// The first position from `i` on that is not a space.
+#[inline]
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    i
+}
+
+/// `Some` when nothing but spaces follows position `i`.
+#[inline]
+fn only_spaces(b: &[u8], i: usize) -> Option<()> {
+    (skip_spaces(b, i) == b.len()).then_some(())
+}
+
+/// The value at byte `i` of `text` and its length in bytes: a string, `null`, or an
+/// unsigned integer that fits `u64` as serde reads it (`0` or no leading zero).
+#[inline]
+fn scalar(text: &str, i: usize) -> Option<(Scalar<'_>, usize)> {
+    let b = &text.as_bytes()[i..];
+    match b.first()? {
+        b'"' => quoted(text, i).map(|s| (Scalar::Text(Cow::Borrowed(s)), s.len() + 2)),
+        b'n' => b.starts_with(b"null").then_some((Scalar::Null, 4)),
+        b'0'..=b'9' => {
+            let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            let next = b.get(digits);
+            if (b[0] == b'0' && digits > 1) || matches!(next, Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            let n: u64 = text[i..i + digits].parse().ok()?;
+            Some((Scalar::Number(n.into()), digits))
+        }
+        _ => None,
+    }
+}
+
 impl<'de> Deserialize<'de> for Record<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut r = Record::default();
@@ -233,6 +341,8 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{Strategy, any, prop};
+    use proptest::sample::Index;
 
     #[test]
     fn the_typed_read_agrees_with_value() {
@@ -249,6 +359,168 @@ mod tests {
             let slow = Record::from_map(m);
             for f in CANONICAL_FIELDS.iter().chain(MAPPED_FIELDS.iter()) {
                 assert_eq!(typed.get(f), slow.get(f), "{f} of {raw}");
+            }
+        }
+    }
+
+    /// Both reads of `text`: the quick scan (`None` when it declines) and serde's.
+    fn both(text: &str) -> (Option<Record<'_>>, serde_json::Result<Record<'_>>) {
+        let mut quick = Record::default();
+        let quick = quick.read_flat(text).map(|()| quick);
+        let mut full = Record::default();
+        let full = full.read(text).map(|()| full);
+        (quick, full)
+    }
+
+    fn same_fields(a: &Record, b: &Record) -> bool {
+        CANONICAL_FIELDS
+            .iter()
+            .chain(MAPPED_FIELDS.iter())
+            .all(|f| a.get(f) == b.get(f))
+    }
+
+    #[test]
+    fn the_quick_read_takes_flat_records_and_leaves_the_rest() {
+        for flat in [
+            r#"{"dossier_id":"HCM-1","status":"new","due_at":null,"ChuHoSo":"Nguyễn Văn A"}"#,
+            r#" { "dossier_id" :"a" , "dossier_id":"b",   "MaHoSo": 20240605, "x":0 }  "#,
+            "{}",
+            "{\"agency\":\"\",\"TenTTHC\":\"Hồ sơ 😀 \u{7f}\",\"received_at\":null}",
+        ] {
+            let (quick, full) = both(flat);
+            let (quick, full) = (quick.expect(flat), full.expect(flat));
+            assert!(same_fields(&quick, &full), "{flat}");
+        }
+        for other in [
+            r#"{"dossier_id":"a\u00e9"}"#,
+            "{\"dossier_id\":\"a\",\n\"status\":\"new\"}",
+            r#"{"MaHoSo":-1}"#,
+            r#"{"MaHoSo":1.5}"#,
+            r#"{"MaHoSo":1e3}"#,
+            r#"{"MaHoSo":012}"#,
+            r#"{"MaHoSo":18446744073709551616}"#,
+            r#"{"x":true}"#,
+            r#"{"x":{"y":"z"}}"#,
+            "{\"x\":\"tab\there\"}",
+            r#"{"x":"a"} {}"#,
+            r#"{"x":"a",}"#,
+            r#"{"x" "a"}"#,
+            r#"{"x":nul}"#,
+            r#"{"x":nullx}"#,
+            r#"["x"]"#,
+            r#"{"x":"a""#,
+            "",
+        ] {
+            assert!(both(other).0.is_none(), "{other}");
+        }
+    }
+
+    /// Pieces of records, plain and tricky, for the property below.
+    fn piece() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "{",
+            "}",
+            ",",
+            ":",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\u{b}",
+            "\"",
+            "\\",
+            "\\\"",
+            "\\u00e9",
+            "\u{1}",
+            "null",
+            "nul",
+            "true",
+            "12",
+            "-1.5e3",
+            "[",
+            "]",
+            "\"dossier_id\"",
+            "\"status\"",
+            "\"MaHoSo\"",
+            "\"due_at\"",
+            "\"x\"",
+            "\"Hồ sơ\"",
+            "\"\"",
+            "\"Ho\u{0302}\"",
+            "\"a b\"",
+            "é",
+            "0",
+            "01",
+            ".",
+            "e",
+            "-",
+            "18446744073709551616",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    /// Whether JSON reads `n` as an unsigned integer that fits `u64`.
+    fn is_number(n: &str) -> bool {
+        n.bytes().all(|c| c.is_ascii_digit())
+            && n.parse::<u64>().is_ok()
+            && (n == "0" || !n.starts_with('0'))
+    }
+
+    /// A flat record of plain strings, nulls and unsigned integers, spaced any way.
+    fn flat_record() -> impl Strategy<Value = String> {
+        let field = (
+            prop::sample::select(vec!["dossier_id", "status", "MaHoSo", "x", "Hồ"]),
+            prop::option::of("[a-zA-Z0-9 ./:+ồé-]{0,12}|[0-9]{1,20}"),
+            "[ ]{0,2}",
+        );
+        prop::collection::vec(field, 0..8).prop_map(|fields| {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v, ws)| {
+                    let v = match v {
+                        None => "null".to_string(),
+                        // A number when it can be one, a string otherwise.
+                        Some(n) if is_number(n) => n.clone(),
+                        Some(v) => format!("\"{v}\""),
+                    };
+                    format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")
+                })
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// A flat record is always read the quick way, to what serde reads.
+        #[test]
+        fn flat_records_take_the_quick_read(text in flat_record()) {
+            let (quick, full) = both(&text);
+            let quick = quick.unwrap_or_else(|| panic!("declined {text:?}"));
+            proptest::prop_assert!(same_fields(&quick, &full.unwrap()), "{text:?}");
+        }
+
+        /// Wherever the quick read takes a text (a flat record with characters taken out
+        /// and pieces, plain or tricky, put in anywhere), serde reads it too, to the same
+        /// fields.
+        #[test]
+        fn the_quick_read_agrees_with_serde(
+            text in flat_record(),
+            edits in prop::collection::vec((any::<Index>(), prop::option::of(piece())), 0..3),
+        ) {
+            let mut text = text;
+            for (at, piece) in edits {
+                let at = at.index(text.len() + 1);
+                match piece {
+                    _ if !text.is_char_boundary(at) => {}
+                    Some(piece) => text.insert_str(at, &piece),
+                    None if at < text.len() => drop(text.remove(at)),
+                    None => {}
+                }
+            }
+            if let (Some(quick), full) = both(&text) {
+                let full = full.unwrap_or_else(|e| panic!("serde refused {text:?}: {e}"));
+                proptest::prop_assert!(same_fields(&quick, &full), "{text:?}");
             }
         }
     }

@@ -92,6 +92,20 @@ fn a_bare_due_date_means_the_end_of_that_day() {
 }
 
 #[test]
+fn invalid_utf8_says_where_it_starts() {
+    let mut raw = "{\"dossier_id\":\"Hồ sơ \u{1}\"}".as_bytes().to_vec();
+    let at = raw.iter().position(|&c| c == 1).unwrap();
+    raw[at] = 0xC3; // a lead byte followed by a quote: invalid from here
+    let err = validator().parse_record(&raw, now()).unwrap_err();
+    assert_eq!(err.rejection.reason, Reason::InvalidUtf8);
+    assert!(
+        err.rejection.detail.ends_with(&format!("at byte {at}")),
+        "{:?}",
+        err.rejection
+    );
+}
+
+#[test]
 fn every_rule_has_its_reason() {
     let b = base;
     assert_eq!(reason(b"\xff\xfe{}"), Reason::InvalidUtf8);
@@ -351,7 +365,7 @@ fn versions_order_by_update_then_status() {
     b.status = Status::Returned;
     assert!(b.supersedes(&a) && !a.supersedes(&b));
     let mut c = a.clone();
-    c.updated_at = c.updated_at + chrono::Duration::seconds(1);
+    c.updated_at += chrono::Duration::seconds(1);
     c.status = Status::Received;
     assert!(c.supersedes(&b), "a later update wins over a later status");
 }
