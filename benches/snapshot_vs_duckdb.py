@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -123,11 +122,15 @@ def generate(path, lines, end):
     return written
 
 
+def snapshot_args(binary, path, frm, to, out):
+    return [binary, "snapshot", "--input", path, "--group-by", "procedure",
+            "--from", frm, "--to", to, "--format", "json", "-o", out]
+
+
 def run_dvc_pulse(binary, path, frm, to, out):
     started = time.perf_counter()
     subprocess.run(
-        [binary, "snapshot", "--input", path, "--group-by", "procedure",
-         "--from", frm, "--to", to, "--format", "json", "-o", out],
+        snapshot_args(binary, path, frm, to, out),
         check=True,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": "warn"},
@@ -140,6 +143,27 @@ def run_dvc_pulse(binary, path, frm, to, out):
         if r["total"]
     }
     return wall, counts
+
+
+def peak_rss_mb(binary, path, frm, to, out):
+    """dvc-pulse's own peak RSS, in a run of its own. A child of this (large) Python
+    process would report this process's size: the kernel carries the RSS before exec into
+    the child's maximum. So a small Python runs the binary and reports its children's
+    peak (the figure is the binary's, or that small Python's 10 MB if ever larger)."""
+    measure = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", measure, *snapshot_args(binary, path, frm, to, out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    return int(done.stdout.strip()) / 1024
 
 
 DUCKDB_SQL = """
@@ -194,7 +218,7 @@ def main():
             ours.append(wall)
             wall, duck = run_duckdb(duckdb, path, frm, to)
             theirs.append(wall)
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rss_mb = peak_rss_mb(binary, path, frm, to, os.path.join(d, "out.json"))
         if mine != duck:
             diff = {k: (mine.get(k), duck.get(k)) for k in set(mine) | set(duck) if mine.get(k) != duck.get(k)}
             print(f"MISMATCH in {len(diff)} procedures, e.g. {list(diff.items())[:3]}")
