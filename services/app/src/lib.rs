@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod telemetry;
 
 pub use config::Config;
+pub use error::AppError;
 
 /// The process allocator of every binary built on this crate (the command, its tests
 /// and benchmarks): jemalloc. It keeps freed pages for reuse where glibc's malloc hands
@@ -26,4 +27,3 @@ pub use config::Config;
 /// benchmarks (README).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-pub use error::AppError;

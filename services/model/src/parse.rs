@@ -105,7 +105,8 @@ impl Validator {
     /// Parses and validates one record; `now` is the receiving side's clock.
     ///
     /// The fast path reads the record once into typed, borrowed fields ([`Record`]): a
-    /// flat object of plain strings by a scan of its bytes, any other through serde; a
+    /// flat object of strings, nulls and unsigned integers without escapes by a scan of
+    /// its bytes, any other through serde; a
     /// record neither can read goes through `serde_json::Value` for the precise reason,
     /// and a rejected one is read again only to redact it for the dead-letter topic.
     pub fn parse_record(&self, raw: &[u8], now: DateTime<Utc>) -> Parsed {
