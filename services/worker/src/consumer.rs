@@ -9,6 +9,7 @@
 //! A worker whose partition another worker committed to meanwhile is fenced: the loop
 //! ends with an error and writes nothing more.
 
+use crate::decode::{Batch, Decoded, Decoder, Read, lanes, on_lanes};
 use crate::error::WorkerError;
 use crate::metrics::{Metrics, band};
 use crate::worker::{Owned, Worker};
@@ -18,14 +19,12 @@ use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use dvc_pulse_window::outbox::Committed;
-use dvc_pulse_window::{Outcome, content_hash};
-use futures::FutureExt;
+use dvc_pulse_window::Outcome;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::Message as _;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
@@ -200,7 +199,8 @@ pub async fn run(
     };
     let sink = KafkaSink::new(dlq_kafka, topics.clone())?;
     let mut pending: Vec<Message> = Vec::new();
-    let mut batch = Batch::default();
+    let mut decoder = Decoder::start()?;
+    let mut sought = Sought::default();
     let mut since = 0u64;
     let mut flight = Flight::default();
     let mut ticker = tokio::time::interval(worker.cfg.commit_interval);
@@ -208,7 +208,10 @@ pub async fn run(
     tracing::info!(worker = %worker.id, group = %worker.cfg.group_id, partitions = worker.partitions(), "consuming");
     worker.set_ready(true);
     loop {
+        // Biased: taking the next batch comes before applying a decoded one, so the
+        // decoding thread always has the next batch while the loop applies.
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             landed = flight.landing(), if flight.busy() => {
                 flight.land(&worker, &consumer, landed)?;
@@ -225,21 +228,27 @@ pub async fn run(
                     flight.start(&worker, &metadata, &sink, &mut pending).await?;
                 }
             }
-            m = consumer.recv() => match m {
+            m = consumer.recv(), if decoder.has_room() => match m {
                 Ok(msg) => {
-                    batch.clear();
+                    let mut batch = decoder.batch();
                     batch.push(&msg);
                     drop(msg);
                     batch.fill(&consumer);
-                    let (gone, new) = decisions(&revoked, &assigned);
-                    rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
-                    since += apply_batch(&worker, &consumer, &batch, &mut pending).await?;
-                    if since >= worker.cfg.commit_every_events && !flight.busy() {
-                        since = 0;
-                        flight.start(&worker, &metadata, &sink, &mut pending).await?;
-                    }
+                    decoder.submit(batch)?;
                 }
                 Err(e) => tracing::warn!(error = %e, "consume"),
+            },
+            done = decoder.next(), if decoder.busy() => {
+                let (batch, decoded) = done?;
+                let (gone, new) = decisions(&revoked, &assigned);
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                let taken = decoder.taken();
+                since += apply_batch(&worker, &consumer, (&batch, decoded), &mut sought, taken, &mut pending).await?;
+                decoder.recycle(batch);
+                if since >= worker.cfg.commit_every_events && !flight.busy() {
+                    since = 0;
+                    flight.start(&worker, &metadata, &sink, &mut pending).await?;
+                }
             }
         }
     }
@@ -366,137 +375,62 @@ async fn ensure_loaded(worker: &Worker, ps: &[i32]) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Most messages taken from the consumer's queue at once.
-const MAX_BATCH: usize = 1024;
-
-/// Messages taken together from the consumer's queue: their payloads copied into one
-/// reused buffer (no allocation per message), so no borrowed message lives across an
-/// await.
+/// Partitions sought back, each with the number of the latest batch taken before its
+/// seek: their messages in that batch and earlier ones were fetched before the seek, and
+/// come again after it.
 #[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    msgs: Vec<Read>,
-}
+struct Sought(Vec<(i32, u64)>);
 
-/// One message of a batch: partition, offset, Kafka timestamp (ms) and payload span.
-struct Read {
-    p: i32,
-    off: i64,
-    at_ms: Option<i64>,
-    span: std::ops::Range<usize>,
-}
-
-impl Batch {
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.msgs.clear();
+impl Sought {
+    /// Whether a message of partition `p` in batch `seq` predates a seek of `p`.
+    fn covers(&self, p: i32, seq: u64) -> bool {
+        self.0.iter().any(|&(q, upto)| q == p && seq <= upto)
     }
 
-    fn push(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let start = self.bytes.len();
-        self.bytes
-            .extend_from_slice(m.payload().unwrap_or_default());
-        self.msgs.push(Read {
-            p: m.partition(),
-            off: m.offset(),
-            at_ms: m.timestamp().to_millis(),
-            span: start..self.bytes.len(),
-        });
-    }
-
-    /// Adds the messages already waiting in the consumer's queue, up to [`MAX_BATCH`].
-    fn fill(&mut self, consumer: &StreamConsumer<Ctx>) {
-        while self.msgs.len() < MAX_BATCH {
-            match consumer.recv().now_or_never() {
-                Some(Ok(m)) => self.push(&m),
-                Some(Err(e)) => tracing::warn!(error = %e, "consume"),
-                None => return,
-            }
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&Read, &[u8])> {
-        self.msgs.iter().map(|r| (r, &self.bytes[r.span.clone()]))
-    }
-
-    /// Every payload decoded and content-hashed, in order: on up to [`lanes`] threads
-    /// (nothing here depends on the state; applying stays in order, one thread).
-    fn decode(&self) -> Vec<Decoded> {
-        let mut reads: Vec<&Read> = self.msgs.iter().collect();
-        on_lanes(&mut reads, PARALLEL_FROM, |r| {
-            let payload = &self.bytes[r.span.clone()];
-            serde_json::from_slice::<DossierEvent>(payload).map(|e| (e, content_hash(payload)))
-        })
+    /// Forgets the seeks that no batch from `seq` on predates.
+    fn forget_before(&mut self, seq: u64) {
+        self.0.retain(|&(_, upto)| upto >= seq);
     }
 }
 
-/// `f` of every item, in order: on up to [`lanes`] threads when there are at least
-/// `parallel_from` items, each thread taking a contiguous run.
-fn on_lanes<T: Send, R: Send>(
-    items: &mut [T],
-    parallel_from: usize,
-    f: impl Fn(&mut T) -> R + Sync,
-) -> Vec<R> {
-    let lanes = lanes();
-    if lanes == 1 || items.len() < parallel_from.max(2) {
-        return items.iter_mut().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(lanes);
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut chunks = items.chunks_mut(chunk);
-        let first = chunks.next().expect("at least two items");
-        let rest: Vec<_> = chunks
-            .map(|c| s.spawn(move || c.iter_mut().map(f).collect::<Vec<_>>()))
-            .collect();
-        let mut all: Vec<R> = first.iter_mut().map(f).collect();
-        for h in rest {
-            all.extend(h.join().expect("a lane does not panic"));
-        }
-        all
-    })
-}
-
-/// A payload decoded, with its content hash; or why it is not an event.
-type Decoded = Result<(DossierEvent, u64), serde_json::Error>;
-
-/// Smallest batch worth decoding on several threads.
-const PARALLEL_FROM: usize = 256;
-
-/// Threads a batch is decoded on: the machine's cores, at most four.
-fn lanes() -> usize {
-    static LANES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LANES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
-}
-
-/// Applies a batch under one lock of the owned partitions; the metrics are updated once
-/// for the batch. Returns how many messages changed a state.
+/// Applies a decoded batch under one lock of the owned partitions; the metrics are
+/// updated once for the batch. `taken` is the number of the latest batch taken (a seek
+/// made now covers it). Messages of partitions no longer assigned here, or fetched before
+/// a seek of their partition, are left unread. Returns how many messages changed a state.
 async fn apply_batch(
     worker: &Worker,
     consumer: &StreamConsumer<Ctx>,
-    batch: &Batch,
+    (batch, decoded): (&Batch, Vec<Decoded>),
+    sought: &mut Sought,
+    taken: u64,
     pending: &mut Vec<Message>,
 ) -> Result<u64, WorkerError> {
+    // A batch taken before a revocation may hold the revoked partitions' messages.
+    let assigned = worker.assigned.lock().expect("assigned lock").clone();
     let mut partitions: Vec<i32> = batch.msgs.iter().map(|r| r.p).collect();
+    partitions.retain(|p| assigned.contains(p));
     partitions.sort_unstable();
     partitions.dedup();
     ensure_loaded(worker, &partitions).await?;
-    let decoded = batch.decode();
+    sought.forget_before(batch.seq);
     let now = (worker.clock)();
     let mut tally = Tally::default();
-    // Partitions sought back: their later messages in the batch come again after the seek.
     let mut seeks: Vec<(i32, i64, i64)> = Vec::new();
     {
         let mut owned = worker.owned.lock().expect("owned lock");
         for ((r, payload), d) in batch.iter().zip(decoded) {
-            if seeks.iter().any(|(p, _, _)| *p == r.p) {
+            if !assigned.contains(&r.p) || sought.covers(r.p, batch.seq) {
                 tally.unread += 1;
                 continue;
             }
             let o = owned.get_mut(&r.p).expect("loaded above");
             match position(o, r.p, r.off, &worker.metrics) {
                 Position::Replayed => tally.replayed += 1,
-                Position::Ahead(to) => seeks.push((r.p, r.off, to)),
+                Position::Ahead(to) => {
+                    tally.unread += 1;
+                    seeks.push((r.p, r.off, to));
+                    sought.0.push((r.p, taken));
+                }
                 Position::Next => {
                     apply(worker, o, (r, payload, d), now, &mut tally, pending);
                     tally.changed += 1;
@@ -515,7 +449,8 @@ async fn apply_batch(
 #[derive(Default)]
 struct Tally {
     changed: u64,
-    /// Skipped after a seek in the same batch (read again from the seek's offset).
+    /// Left unread: fetched before a seek, or of a partition no longer assigned here
+    /// (read again from the store's offset, here or by the partition's new owner).
     unread: u64,
     replayed: u64,
     applied: u64,
@@ -798,8 +733,12 @@ impl Flight {
             return Ok(());
         }
         let worker = worker.clone();
-        self.0 = Some(tokio::spawn(async move {
-            write(&worker, parts, meta, compact).await
+        // On a thread of its own: the Parquet encoding is CPU work, and as a task it
+        // would share the loop's runtime thread (a spawned task starts where it was
+        // spawned) and stall the loop while it encodes.
+        let runtime = tokio::runtime::Handle::current();
+        self.0 = Some(tokio::task::spawn_blocking(move || {
+            runtime.block_on(write(&worker, parts, meta, compact))
         }));
         Ok(())
     }
@@ -901,7 +840,7 @@ fn take_output(
         .map(|(p, o)| (*p, o))
         .collect();
     // Encoding is the loop's longest pause: the partitions are encoded side by side.
-    let taken = on_lanes(&mut due, 2, |(p, o)| take_one(*p, o));
+    let taken = on_lanes(&mut due, lanes(), 2, |(p, o)| take_one(*p, o));
     let mut parts = Vec::with_capacity(taken.len());
     let mut compact = Vec::new();
     for t in taken {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod consumer;
+mod decode;
 pub mod error;
 pub mod metrics;
 pub mod window_metrics;
