@@ -191,6 +191,16 @@ pub fn format_ts(t: &Timestamp) -> String {
         .to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
+/// A timestamp of the contract read from its text, as events decode it: the contract's
+/// own form digit by digit, anything else by chrono's RFC 3339 parser (its error says
+/// what is wrong); in ICT.
+pub(crate) fn read_ts(s: &str) -> Result<Timestamp, chrono::ParseError> {
+    if let Some(t) = crate::normalize::rfc3339_fast(s) {
+        return Ok(t);
+    }
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&ict()))
+}
+
 mod ts {
     use super::*;
     use serde::de::{self, Visitor};
@@ -217,12 +227,7 @@ mod ts {
         }
 
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Timestamp, E> {
-            if let Some(t) = crate::normalize::rfc3339_fast(s) {
-                return Ok(t);
-            }
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&ict()))
-                .map_err(de::Error::custom)
+            read_ts(s).map_err(de::Error::custom)
         }
     }
 }

@@ -14,7 +14,10 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod decode;
 mod record;
+
+pub use decode::decode_event;
 pub(crate) use record::{Record, Scalar};
 use std::time::Duration;
 
@@ -122,7 +125,7 @@ impl Validator {
             })?;
         let mut record = Record::default();
         let read = match record.read_flat(text) {
-            Some(()) => Ok(()),
+            Some(_) => Ok(()),
             None => {
                 record = Record::default();
                 record.read(text)

@@ -4,6 +4,7 @@
 
 use crate::error::WorkerError;
 use dvc_pulse_model::DossierEvent;
+use dvc_pulse_model::parse::decode_event;
 use dvc_pulse_window::content_hash;
 use futures::FutureExt;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
@@ -75,7 +76,7 @@ impl Batch {
         let mut reads: Vec<&Read> = self.msgs.iter().collect();
         on_lanes(&mut reads, lanes, PARALLEL_FROM, |r| {
             let payload = &self.bytes[r.span.clone()];
-            serde_json::from_slice::<DossierEvent>(payload).map(|e| (e, content_hash(payload)))
+            decode_event(payload).map(|e| (e, content_hash(payload)))
         })
     }
 }

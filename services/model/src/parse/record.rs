@@ -135,7 +135,7 @@ impl<'a> Record<'a> {
     /// (escapes, tabs or line breaks, other numbers, booleans, nesting, malformed text)
     /// is `None` with the record left partly filled; the caller then starts over with
     /// [`Record::read`]. A test holds that the two agree wherever this one reads.
-    pub(crate) fn read_flat(&mut self, text: &'a str) -> Option<()> {
+    pub(crate) fn read_flat(&mut self, text: &'a str) -> Option<Keys> {
         let b = text.as_bytes();
         // One pass the compiler vectorises; after it, a string ends at its next quote.
         if b.iter()
@@ -148,8 +148,9 @@ impl<'a> Record<'a> {
             return None;
         }
         i = skip_spaces(b, i + 1);
+        let mut keys = Keys::default();
         if b.get(i) == Some(&b'}') {
-            return only_spaces(b, i + 1);
+            return only_spaces(b, i + 1).map(|()| keys);
         }
         loop {
             let key = quoted(text, i)?;
@@ -159,17 +160,31 @@ impl<'a> Record<'a> {
             }
             i = skip_spaces(b, i + 1);
             let (value, len) = scalar(text, i)?;
-            if let Some(at) = slot(key) {
-                self.slots[at] = Some(value);
+            match slot(key) {
+                Some(at) => {
+                    keys.repeated |= keys.slots & (1 << at) != 0;
+                    keys.slots |= 1 << at;
+                    self.slots[at] = Some(value);
+                }
+                None => keys.others = true,
             }
             i = skip_spaces(b, i + len);
             match b.get(i)? {
                 b',' => i = skip_spaces(b, i + 1),
-                b'}' => return only_spaces(b, i + 1),
+                b'}' => return only_spaces(b, i + 1).map(|()| keys),
                 _ => return None,
             }
         }
     }
+}
+
+/// The keys a quick read met: the slots filled (bit `i` for slot `i`), whether a key
+/// came twice, and whether any key has no slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Keys {
+    pub(crate) slots: u32,
+    pub(crate) repeated: bool,
+    pub(crate) others: bool,
 }
 
 /// The contents of the string that opens at byte `i` of `text`, which has no escapes: up
@@ -366,7 +381,7 @@ mod tests {
     /// Both reads of `text`: the quick scan (`None` when it declines) and serde's.
     fn both(text: &str) -> (Option<Record<'_>>, serde_json::Result<Record<'_>>) {
         let mut quick = Record::default();
-        let quick = quick.read_flat(text).map(|()| quick);
+        let quick = quick.read_flat(text).map(|_| quick);
         let mut full = Record::default();
         let full = full.read(text).map(|()| full);
         (quick, full)
