@@ -23,7 +23,7 @@ pub use error::AppError;
 /// and benchmarks): jemalloc. It keeps freed pages for reuse where glibc's malloc hands
 /// large buffers back to the kernel and faults them in again: the worker encodes a
 /// commit's Parquet into fresh buffers many times a second, and the file snapshot
-/// allocates a block of lines per 4 MiB read. Measured with the worker and snapshot
+/// allocates a block of lines per 512 KiB read. Measured with the worker and snapshot
 /// benchmarks (README).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
