@@ -131,7 +131,8 @@ impl<'a> Record<'a> {
 impl<'a> Record<'a> {
     /// Reads `text` the quick way when it is a flat object whose values are strings,
     /// `null` or unsigned integers, with no escape and no control character anywhere
-    /// (so no white space but spaces): what portals and the gateway write. Anything else
+    /// (so no white space but spaces): what portals and the gateway write; returns the
+    /// keys it met, for a reader that must refuse unknown or repeated ones. Anything else
     /// (escapes, tabs or line breaks, other numbers, booleans, nesting, malformed text)
     /// is `None` with the record left partly filled; the caller then starts over with
     /// [`Record::read`]. A test holds that the two agree wherever this one reads.
