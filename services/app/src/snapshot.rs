@@ -167,7 +167,9 @@ fn read_runs(
         work.send((seq - 1, input, read)).is_ok()
     };
     if format == InputFormat::Ndjson {
-        return read_ndjson_blocks(path, 512 << 10, |block, read| send(Input::Lines(block), read));
+        return read_ndjson_blocks(path, 512 << 10, |block, read| {
+            send(Input::Lines(block), read)
+        });
     }
     let opts = ImportOptions {
         batch_size: 16_384,

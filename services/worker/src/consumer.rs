@@ -18,8 +18,8 @@ use dvc_pulse_kafka::sink::{Destination, KafkaSink, Message};
 use dvc_pulse_kafka::{KafkaConfig, TopicsConfig, client_config};
 use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
-use dvc_pulse_window::outbox::Committed;
 use dvc_pulse_window::Outcome;
+use dvc_pulse_window::outbox::Committed;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{

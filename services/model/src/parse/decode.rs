@@ -75,25 +75,14 @@ mod tests {
 
     const BASE: &str = r#"{"dossier_id":"H000123","procedure_code":"1.001193","procedure_name":"Đăng ký khai sinh","locality_code":"00004","agency":"UBND phường","channel":"online","status":"processing","received_at":"2026-11-02T08:15:00+07:00","due_at":"2026-11-09T17:00:00+07:00","finished_at":null,"updated_at":"2026-11-03T10:00:00.250+07:00","event_id":"e-1","source":"portal"}"#;
 
-    /// Keys the edits use: the contract's, one it lacks, a DVCQG name.
-    const KEYS: [&str; 16] = [
-        "dossier_id",
-        "procedure_code",
-        "procedure_name",
-        "locality_code",
-        "agency",
-        "channel",
-        "status",
-        "received_at",
-        "due_at",
-        "finished_at",
-        "updated_at",
-        "event_id",
-        "source",
-        "shape",
-        "MaHoSo",
-        "note",
-    ];
+    /// Keys the edits use: the contract's (with `shape`), a DVCQG name, one neither has.
+    const OTHER_KEYS: [&str; 2] = ["MaHoSo", "note"];
+    const KEY_COUNT: usize = super::super::CANONICAL_FIELDS.len() + OTHER_KEYS.len();
+
+    fn key(k: usize) -> &'static str {
+        let mut all = super::super::CANONICAL_FIELDS.iter().chain(&OTHER_KEYS);
+        all.nth(k).expect("a key's index")
+    }
 
     /// Values the edits set: valid and invalid enums and timestamps, other types.
     fn value() -> impl Strategy<Value = String> {
@@ -129,9 +118,9 @@ mod tests {
 
     fn edit() -> impl Strategy<Value = Edit> {
         prop_oneof![
-            (0..KEYS.len()).prop_map(Edit::Remove),
-            (0..KEYS.len(), value()).prop_map(|(k, v)| Edit::Set(k, v)),
-            (0..KEYS.len(), value()).prop_map(|(k, v)| Edit::Append(k, v)),
+            (0..KEY_COUNT).prop_map(Edit::Remove),
+            (0..KEY_COUNT, value()).prop_map(|(k, v)| Edit::Set(k, v)),
+            (0..KEY_COUNT, value()).prop_map(|(k, v)| Edit::Append(k, v)),
             (0..BASE.len()).prop_map(Edit::Cut),
         ]
     }
@@ -147,12 +136,12 @@ mod tests {
         let mut cut = None;
         for e in edits {
             match e {
-                Edit::Remove(k) => fields.retain(|(f, _)| f != KEYS[*k]),
-                Edit::Set(k, v) => match fields.iter_mut().find(|(f, _)| f == KEYS[*k]) {
+                Edit::Remove(k) => fields.retain(|(f, _)| f != key(*k)),
+                Edit::Set(k, v) => match fields.iter_mut().find(|(f, _)| f == key(*k)) {
                     Some(slot) => slot.1 = v.clone(),
-                    None => fields.push((KEYS[*k].to_string(), v.clone())),
+                    None => fields.push((key(*k).to_string(), v.clone())),
                 },
-                Edit::Append(k, v) => fields.push((KEYS[*k].to_string(), v.clone())),
+                Edit::Append(k, v) => fields.push((key(*k).to_string(), v.clone())),
                 Edit::Cut(at) => cut = Some(*at),
             }
         }
@@ -167,7 +156,12 @@ mod tests {
     #[test]
     fn the_gateway_form_takes_the_quick_way() {
         let e = quick(BASE.as_bytes()).expect("read quickly");
-        assert_eq!(Ok(&e), serde_json::from_str::<DossierEvent>(BASE).as_ref().map_err(|_| ()));
+        assert_eq!(
+            Ok(&e),
+            serde_json::from_str::<DossierEvent>(BASE)
+                .as_ref()
+                .map_err(|_| ())
+        );
         let canonical = e.to_canonical_json();
         assert_eq!(quick(&canonical), Some(e));
     }
