@@ -78,7 +78,9 @@ pub async fn from_file_with(
     let (dims, folded) = std::thread::scope(|s| {
         let dims = s.spawn(|| Dims::new(&reference));
         let latest = LatestVersions::new(cutoff);
-        let folded = fold_file(&v, path, format, now, latest, |read| progress(read, total));
+        let folded = fold_file(&v, path, format, now, latest, total, |read| {
+            progress(read, total)
+        });
         let dims = dims.join().expect("building the dimension tables panicked");
         (dims, folded)
     });
@@ -105,6 +107,26 @@ struct Run {
     read: u64,
 }
 
+impl Run {
+    /// Counts a parsed record, and folds it when valid.
+    fn add(&mut self, parsed: dvc_pulse_model::Parsed) {
+        self.summary.records += 1;
+        match parsed {
+            Ok(e) => {
+                self.summary.accepted += 1;
+                self.fold.push(&e);
+            }
+            Err(r) => {
+                *self
+                    .summary
+                    .rejected
+                    .entry(r.rejection.reason.as_str().to_string())
+                    .or_default() += 1
+            }
+        }
+    }
+}
+
 /// A run of the input as the reader hands it over: records, or a block of whole NDJSON
 /// lines that the parser thread splits itself (numbering them from 0: a snapshot
 /// counts rejected lines by reason and reports no line numbers).
@@ -115,13 +137,15 @@ enum Input {
 
 /// Reads, parses and folds `path` on every core: a reader thread hands runs of records
 /// to one parser thread per core, each parses and folds its runs apart, and the calling
-/// thread merges the runs in input order (which decides ties between versions).
+/// thread merges the runs in input order (which decides ties between versions). `total`
+/// is the file's size, to make room early for the dossiers it holds.
 fn fold_file(
     v: &Validator,
     path: &Path,
     format: InputFormat,
     now: DateTime<Utc>,
     mut latest: LatestVersions,
+    total: u64,
     progress: impl Fn(u64),
 ) -> Result<(LatestVersions, InputSummary), AppError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -138,12 +162,19 @@ fn fold_file(
         drop(done_tx);
         let reader = s.spawn(move || read_runs(path, format, work));
         let mut waiting = std::collections::HashMap::new();
-        let mut next = 0u64;
+        let (mut next, mut sized) = (0u64, false);
         for (seq, run) in done {
             waiting.insert(seq, run);
             while let Some(run) = waiting.remove(&next) {
                 summary.add(run.summary);
                 latest.merge(run.fold);
+                if !sized && run.read >= total / 32 {
+                    // Room for the dossiers the whole file holds at the rate so far.
+                    sized = true;
+                    let expected = latest.len() as u64 * total / run.read.max(1);
+                    latest
+                        .reserve(((expected + expected / 8) as usize).saturating_sub(latest.len()));
+                }
                 progress(run.read);
                 next += 1;
             }
@@ -203,20 +234,12 @@ fn parse_runs(
             read,
         };
         run.fold.reserve(records.len());
-        for (_, raw) in records.iter() {
-            run.summary.records += 1;
-            match v.parse_record(raw, now) {
-                Ok(e) => {
-                    run.summary.accepted += 1;
-                    run.fold.push(&e);
-                }
-                Err(r) => {
-                    *run.summary
-                        .rejected
-                        .entry(r.rejection.reason.as_str().to_string())
-                        .or_default() += 1
-                }
-            }
+        // A run that is all UTF-8 (most are) is checked once, not line by line.
+        match records.texts() {
+            Some(texts) => texts.for_each(|(_, text)| run.add(v.parse_text(text, now))),
+            None => records
+                .iter()
+                .for_each(|(_, raw)| run.add(v.parse_record(raw, now))),
         }
         drop(records);
         if done.send((seq, run)).is_err() {

@@ -17,10 +17,20 @@ pub fn nfc(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// `s` without leading and trailing white space: [`str::trim`], with the common case of
+/// nothing to trim (an ASCII letter, digit or sign at both ends) decided by two bytes.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    match s.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// Trims and converts to NFC. Returns `None` for text that is empty after trimming.
 /// Borrowed when the trimmed text already is NFC.
 pub fn text(s: &str) -> Option<Cow<'_, str>> {
-    let t = s.trim();
+    let t = trim(s);
     if t.is_empty() {
         return None;
     }
@@ -97,7 +107,7 @@ pub fn rfc3339_fast(s: &str) -> Option<Timestamp> {
 }
 
 fn datetime_any_year(s: &str) -> Option<Timestamp> {
-    let s = s.trim();
+    let s = trim(s);
     common_forms(s.as_bytes()).or_else(|| any_form(s))
 }
 
@@ -148,24 +158,9 @@ fn any_form(s: &str) -> Option<Timestamp> {
 /// (leap seconds, lowercase, other widths...), which [`any_form`] then reads: a test
 /// holds that this path never reads a text apart from it.
 fn common_forms(b: &[u8]) -> Option<Timestamp> {
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b.get(r)?.iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    let fields = |d: [usize; 6]| -> Option<[u32; 6]> {
-        Some([
-            num(d[0]..d[0] + 4)?,
-            num(d[1]..d[1] + 2)?,
-            num(d[2]..d[2] + 2)?,
-            num(d[3]..d[3] + 2)?,
-            num(d[4]..d[4] + 2)?,
-            num(d[5]..d[5] + 2)?,
-        ])
-    };
+    let num = |r: std::ops::Range<usize>| digits(b.get(r)?);
     if b.len() == 14 {
-        let [y, mo, d, h, mi, sec] = fields([0, 4, 6, 8, 10, 12])?;
-        return local(naive([y, mo, d, h, mi, sec], 0)?);
+        return local(naive(fields(b, [0, 4, 6, 8, 10, 12])?, 0)?);
     }
     if b.len() < 19 || [b[4], b[7], b[13], b[16]] != *b"--::" || !matches!(b[10], b'T' | b' ') {
         return None;
@@ -179,13 +174,13 @@ fn common_forms(b: &[u8]) -> Option<Timestamp> {
         nano = num(i + 1..i + 1 + digits)? * 10u32.pow(9 - digits as u32);
         i += 1 + digits;
     }
-    let t = naive(fields([0, 5, 8, 11, 14, 17])?, nano)?;
+    let t = naive(fields(b, [0, 5, 8, 11, 14, 17])?, nano)?;
     let offset = match &b[i..] {
         [] => return local(t),
         _ if b[10] != b'T' => return None,
         b"Z" => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let (oh, om) = (pair(b, i + 1)?, pair(b, i + 4)?);
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -195,6 +190,52 @@ fn common_forms(b: &[u8]) -> Option<Timestamp> {
         _ => return None,
     };
     at_offset(t, offset)
+}
+
+/// Year, month, day, hour, minute and second from the digits of `b` at `at` (four for
+/// the year, two for the others; `b` holds at least 14 bytes and these fit in it, as
+/// both callers check), `None` if any is not a digit. Straight-line code: every date of
+/// every record goes through here.
+#[inline(always)]
+fn fields(b: &[u8], at: [usize; 6]) -> Option<[u32; 6]> {
+    let mut bad = false;
+    let mut two = |i: usize| {
+        let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        bad |= (hi > 9) | (lo > 9);
+        u32::from(hi) * 10 + u32::from(lo)
+    };
+    let year = two(at[0]) * 100 + two(at[0] + 2);
+    let f = [
+        year,
+        two(at[1]),
+        two(at[2]),
+        two(at[3]),
+        two(at[4]),
+        two(at[5]),
+    ];
+    (!bad).then_some(f)
+}
+
+/// The two ASCII digits at `i` of `b` as a number.
+#[inline(always)]
+fn pair(b: &[u8], i: usize) -> Option<u32> {
+    let (hi, lo) = (
+        b.get(i)?.wrapping_sub(b'0'),
+        b.get(i + 1)?.wrapping_sub(b'0'),
+    );
+    (hi <= 9 && lo <= 9).then(|| u32::from(hi) * 10 + u32::from(lo))
+}
+
+/// The number the ASCII digits `d` write (at most nine), `None` if any is not a digit.
+#[inline]
+fn digits(d: &[u8]) -> Option<u32> {
+    let (mut n, mut bad) = (0u32, false);
+    for &c in d {
+        let x = c.wrapping_sub(b'0');
+        bad |= x > 9;
+        n = n.wrapping_mul(10).wrapping_add(u32::from(x));
+    }
+    (!bad).then_some(n)
 }
 
 /// A date and time of day from year, month, day, hour, minute and second; `None` past
@@ -234,13 +275,13 @@ fn at_offset(t: NaiveDateTime, offset: i32) -> Option<Timestamp> {
 
 /// Trimmed text, inner spaces kept (dates such as `05/06/2024 08:30`).
 pub fn code_keep_space(s: &str) -> Option<Cow<'_, str>> {
-    let t = s.trim();
+    let t = trim(s);
     (!t.is_empty()).then_some(Cow::Borrowed(t))
 }
 
 /// True for a date without a time of day (`d/M/yyyy` of any width, `yyyy-MM-dd`).
 pub fn is_bare_date(s: &str) -> bool {
-    let s = s.trim();
+    let s = trim(s);
     // At most `dd/mm/yyyy`: anything longer carries a time (and skips the two parses).
     s.len() <= 10
         && (NaiveDate::parse_from_str(s, "%d/%m/%Y").is_ok()
@@ -378,6 +419,50 @@ mod tests {
                 && matches!(sep, "T" | " ")
                 && (zone.is_empty() || (sep == "T" && matches!(zone, "Z" | "+07:00" | "-05:30" | "+23:59")))));
             proptest::prop_assert_eq!(fast.is_some(), plain && slow.is_some(), "{}", s);
+        }
+
+        /// With any one byte changed (a letter, a sign, a space, the bytes either side of
+        /// the digits), the digit-by-digit path still reads only what chrono reads.
+        #[test]
+        fn a_changed_byte_is_read_as_chrono_reads_it(
+            y in 1000u32..10_000, mo in 1u32..13, d in 1u32..29, h in 0u32..24,
+            zone in proptest::sample::select(vec!["Z", "+07:00", "-05:30", ""]),
+            frac in proptest::sample::select(vec!["", ".5", ".123456789"]),
+            compact in proptest::bool::ANY, at in 0usize..40,
+            byte in proptest::sample::select(b"a/:-.+Z T0123456789".iter().copied()
+                .chain([b'0' - 1, b'9' + 1]).collect::<Vec<u8>>()),
+        ) {
+            let mut s = if compact {
+                format!("{y:04}{mo:02}{d:02}{h:02}3059")
+            } else {
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:30:59{frac}{zone}")
+            }.into_bytes();
+            if let Some(b) = s.get_mut(at) {
+                *b = byte;
+            }
+            let s = String::from_utf8(s).expect("ASCII");
+            if let Some(t) = common_forms(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(t), any_form(&s), "{}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "ab",
+            " ab ",
+            "a\t",
+            "\u{a0}a",
+            "a\u{2003}",
+            "1 2",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
         }
     }
 

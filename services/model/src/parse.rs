@@ -123,6 +123,12 @@ impl Validator {
                     format!("invalid UTF-8 at byte {}", e.valid_up_to()),
                 ))
             })?;
+        self.parse_text(text, now)
+    }
+
+    /// [`Validator::parse_record`] of a record already known to be UTF-8 (a reader that
+    /// checked a whole block of lines at once).
+    pub fn parse_text(&self, text: &str, now: DateTime<Utc>) -> Parsed {
         let mut record = Record::default();
         let read = match record.read_flat(text) {
             Some(_) => Ok(()),
@@ -133,9 +139,9 @@ impl Validator {
         };
         match read {
             Ok(()) => self
-                .validate(&record, raw.len(), now)
+                .validate(&record, text.len(), now)
                 .map_err(|(shape, rejection)| rejected(text, shape, rejection)),
-            Err(_) => self.parse_value(text, raw.len(), now),
+            Err(_) => self.parse_value(text, text.len(), now),
         }
     }
 
@@ -235,6 +241,7 @@ impl Validator {
     /// Rules between fields, against the clock, and against the reference data.
     fn check(&self, mut e: DossierEvent, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
         self.map_by_name(&mut e);
+        let limit = now + self.config.future_tolerance;
         match e.received_at {
             None if e.status != Status::New => {
                 return Err(Rejection::field(
@@ -266,7 +273,6 @@ impl Validator {
                         ),
                     ));
                 }
-                let limit = now + self.config.future_tolerance;
                 if r > limit {
                     return Err(Rejection::field(
                         Reason::ReceivedInFuture,
@@ -281,7 +287,7 @@ impl Validator {
             }
             None => {}
         }
-        self.not_in_future(&e, now)?;
+        self.not_in_future(&e, now, limit)?;
         if !self.reference.localities.contains(&e.locality_code) {
             return Err(Rejection::field(
                 Reason::UnknownLocality,
@@ -315,9 +321,13 @@ impl Validator {
 
     /// `finished_at` and `updated_at` no later than the clock plus the tolerance: a
     /// version from the future would win over every correction and keep the newest-event
-    /// gauge from ever ageing.
-    fn not_in_future(&self, e: &DossierEvent, now: DateTime<Utc>) -> Result<(), Rejection> {
-        let limit = now + self.config.future_tolerance;
+    /// gauge from ever ageing. `limit` is `now` plus the tolerance.
+    fn not_in_future(
+        &self,
+        e: &DossierEvent,
+        now: DateTime<Utc>,
+        limit: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
         let after = |what: &str, t: &Timestamp| {
             format!(
                 "{what} {} is after the gateway clock {}",

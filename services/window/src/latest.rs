@@ -282,6 +282,16 @@ impl LatestVersions {
         }
     }
 
+    /// Room for `n` more dossiers without growing: a reader that can tell how many are
+    /// coming saves the copies and rehashes of growing step by step.
+    pub fn reserve(&mut self, n: usize) {
+        let avg_id = self.ids.0.len().checked_div(self.rows.len()).unwrap_or(16);
+        self.ids.0.reserve(n * avg_id);
+        self.rows.reserve(n);
+        let rows = &self.rows;
+        self.index.reserve(n, |&i| rows[i as usize].0);
+    }
+
     /// Dossiers known so far.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -293,7 +303,8 @@ impl LatestVersions {
     }
 
     /// The latest versions that may count in the window `from..=to` (Date32) as batches
-    /// of [`LATEST_SCHEMA`] (for [`crate::window_from_latest`]), built on every core.
+    /// of [`LATEST_SCHEMA`] (for [`crate::window_from_latest`]), built on every core: one
+    /// part per core, so that the query has a partition for every core too.
     /// The window SQL applies the rules; the rows left out here cannot count (never
     /// received, received after the window, or closed before it), and most of a long
     /// export's dossiers are such rows.
@@ -310,7 +321,7 @@ impl LatestVersions {
         }
         let names = &self.names;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = rows.len().div_ceil(cores).div_ceil(ROWS) * ROWS;
+        let per = rows.len().div_ceil(cores);
         let build = |part: &[&Version]| -> Vec<RecordBatch> {
             part.chunks(ROWS).map(|c| latest_batch(names, c)).collect()
         };
