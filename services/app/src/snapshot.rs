@@ -11,7 +11,8 @@ use dvc_pulse_ingest::import::{
     ImportOptions, InputFormat, Records, detect, read_ndjson_blocks, read_records,
 };
 use dvc_pulse_model::event::ict;
-use dvc_pulse_model::{Reference, Validator};
+use dvc_pulse_model::parse::Rejected;
+use dvc_pulse_model::{DossierEvent, Reference, Validator};
 use dvc_pulse_window::fact::day_number;
 use dvc_pulse_window::{
     BlockFold, Dims, LatestVersions, WindowQuery, WindowTable, window_from_latest,
@@ -109,12 +110,12 @@ struct Run {
 
 impl Run {
     /// Counts a parsed record, and folds it when valid.
-    fn add(&mut self, parsed: dvc_pulse_model::Parsed) {
+    fn add<R: std::ops::Deref<Target = Rejected>>(&mut self, parsed: Result<&DossierEvent, R>) {
         self.summary.records += 1;
         match parsed {
             Ok(e) => {
                 self.summary.accepted += 1;
-                self.fold.push(&e);
+                self.fold.push(e);
             }
             Err(r) => {
                 *self
@@ -219,6 +220,7 @@ fn parse_runs(
     runs: &std::sync::Mutex<std::sync::mpsc::Receiver<(u64, Input, u64)>>,
     done: &std::sync::mpsc::Sender<(u64, Run)>,
 ) {
+    let mut event = DossierEvent::empty();
     loop {
         let next = runs.lock().expect("runs lock").recv();
         let Ok((seq, input, read)) = next else {
@@ -234,12 +236,16 @@ fn parse_runs(
             read,
         };
         run.fold.reserve(records.len());
-        // A run that is all UTF-8 (most are) is checked once, not line by line.
+        // A run that is all UTF-8 (most are) is checked once, not line by line; each
+        // line is parsed into the same event.
         match records.texts() {
-            Some(texts) => texts.for_each(|(_, text)| run.add(v.parse_text(text, now))),
-            None => records
-                .iter()
-                .for_each(|(_, raw)| run.add(v.parse_record(raw, now))),
+            Some(texts) => texts.for_each(|(_, text)| {
+                let parsed = v.parse_text_into(text, now, &mut event);
+                run.add(parsed.map(|()| &event));
+            }),
+            None => records.iter().for_each(|(_, raw)| {
+                run.add(v.parse_record(raw, now).as_ref().map_err(|r| &**r));
+            }),
         }
         drop(records);
         if done.send((seq, run)).is_err() {

@@ -165,6 +165,26 @@ pub struct DossierEvent {
 }
 
 impl DossierEvent {
+    /// A placeholder with nothing allocated, for a parser to fill
+    /// ([`crate::Validator::parse_text_into`]); not a valid event itself.
+    pub fn empty() -> Self {
+        Self {
+            dossier_id: String::new(),
+            procedure_code: String::new(),
+            procedure_name: None,
+            locality_code: String::new(),
+            agency: None,
+            channel: Channel::Online,
+            status: Status::New,
+            received_at: None,
+            due_at: None,
+            finished_at: None,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH.with_timezone(&ict()),
+            event_id: None,
+            source: None,
+        }
+    }
+
     /// The canonical JSON bytes: fixed field order, ICT offsets; byte-identical
     /// redeliveries of one version therefore compare equal.
     pub fn to_canonical_json(&self) -> Vec<u8> {

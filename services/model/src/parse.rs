@@ -129,6 +129,19 @@ impl Validator {
     /// [`Validator::parse_record`] of a record already known to be UTF-8 (a reader that
     /// checked a whole block of lines at once).
     pub fn parse_text(&self, text: &str, now: DateTime<Utc>) -> Parsed {
+        let mut e = DossierEvent::empty();
+        self.parse_text_into(text, now, &mut e).map(|()| e)
+    }
+
+    /// [`Validator::parse_text`] into `out`, reusing the room of its strings: a reader
+    /// that folds each event and goes on to the next allocates nothing per record. After
+    /// an error, `out` holds no event worth reading.
+    pub fn parse_text_into(
+        &self,
+        text: &str,
+        now: DateTime<Utc>,
+        out: &mut DossierEvent,
+    ) -> Result<(), Box<Rejected>> {
         let mut record = Record::default();
         let read = match record.read_flat(text) {
             Some(_) => Ok(()),
@@ -139,15 +152,21 @@ impl Validator {
         };
         match read {
             Ok(()) => self
-                .validate(&record, text.len(), now)
+                .validate(&record, text.len(), now, out)
                 .map_err(|(shape, rejection)| rejected(text, shape, rejection)),
-            Err(_) => self.parse_value(text, text.len(), now),
+            Err(_) => self.parse_value(text, text.len(), now, out),
         }
     }
 
     /// The slow path, through `serde_json::Value`: says why the bytes are not a JSON
     /// object, and validates one when the typed read refused it anyway.
-    fn parse_value(&self, text: &str, len: usize, now: DateTime<Utc>) -> Parsed {
+    fn parse_value(
+        &self,
+        text: &str,
+        len: usize,
+        now: DateTime<Utc>,
+        out: &mut DossierEvent,
+    ) -> Result<(), Box<Rejected>> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             bare(Rejection::record(
                 Reason::MalformedJson,
@@ -160,17 +179,18 @@ impl Validator {
                 format!("a record must be a JSON object, not {}", kind(&value)),
             )));
         };
-        self.validate(&Record::from_map(map), len, now)
+        self.validate(&Record::from_map(map), len, now, out)
             .map_err(|(shape, rejection)| rejected(text, shape, rejection))
     }
 
-    /// Validates the fields of one record of `len` bytes.
+    /// Validates the fields of one record of `len` bytes into `out`.
     fn validate(
         &self,
         record: &Record,
         len: usize,
         now: DateTime<Utc>,
-    ) -> Result<DossierEvent, (Shape, Rejection)> {
+        out: &mut DossierEvent,
+    ) -> Result<(), (Shape, Rejection)> {
         let shape = if dvcqg::is_dvcqg(record) {
             Shape::Dvcqg
         } else {
@@ -189,15 +209,15 @@ impl Validator {
             ));
         }
         match shape {
-            Shape::Canonical => self.canonical(record, now),
-            Shape::Dvcqg => {
-                dvcqg::to_event(record, &self.reference).and_then(|e| self.check(e, now))
-            }
+            Shape::Canonical => self.canonical(record, out),
+            Shape::Dvcqg => dvcqg::to_event(record, &self.reference).map(|e| *out = e),
         }
+        .and_then(|()| self.check(out, now))
         .map_err(|r| (shape, r))
     }
 
-    fn canonical(&self, m: &Record, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
+    /// The contract's fields of `m`, into `e`.
+    fn canonical(&self, m: &Record, e: &mut DossierEvent) -> Result<(), Rejection> {
         let dossier_id = required(m, "dossier_id", normalize::code)?;
         let procedure_code = required(m, "procedure_code", normalize::procedure_code)?;
         let locality_code = required(m, "locality_code", normalize::code)?;
@@ -220,27 +240,27 @@ impl Validator {
         let updated_at = date(m, "updated_at", false)?.ok_or_else(|| {
             Rejection::field(Reason::MissingField, "updated_at", "updated_at is required")
         })?;
-        let event = DossierEvent {
-            dossier_id: dossier_id.into_owned(),
-            procedure_code: procedure_code.into_owned(),
-            procedure_name: owned(optional(m, "procedure_name", normalize::text)?),
-            locality_code: locality_code.into_owned(),
-            agency: owned(optional(m, "agency", normalize::text)?),
-            channel,
-            status,
-            received_at: date(m, "received_at", false)?,
-            due_at: date(m, "due_at", true)?,
-            finished_at: date(m, "finished_at", true)?,
-            updated_at,
-            event_id: owned(optional(m, "event_id", normalize::code)?),
-            source: owned(optional(m, "source", normalize::text)?),
-        };
-        self.check(event, now)
+        set(&mut e.dossier_id, &dossier_id);
+        set(&mut e.procedure_code, &procedure_code);
+        set_optional(
+            &mut e.procedure_name,
+            optional(m, "procedure_name", normalize::text)?,
+        );
+        set(&mut e.locality_code, &locality_code);
+        set_optional(&mut e.agency, optional(m, "agency", normalize::text)?);
+        (e.channel, e.status) = (channel, status);
+        e.received_at = date(m, "received_at", false)?;
+        e.due_at = date(m, "due_at", true)?;
+        e.finished_at = date(m, "finished_at", true)?;
+        e.updated_at = updated_at;
+        set_optional(&mut e.event_id, optional(m, "event_id", normalize::code)?);
+        set_optional(&mut e.source, optional(m, "source", normalize::text)?);
+        Ok(())
     }
 
     /// Rules between fields, against the clock, and against the reference data.
-    fn check(&self, mut e: DossierEvent, now: DateTime<Utc>) -> Result<DossierEvent, Rejection> {
-        self.map_by_name(&mut e);
+    fn check(&self, e: &mut DossierEvent, now: DateTime<Utc>) -> Result<(), Rejection> {
+        self.map_by_name(e);
         let limit = now + self.config.future_tolerance;
         match e.received_at {
             None if e.status != Status::New => {
@@ -287,7 +307,7 @@ impl Validator {
             }
             None => {}
         }
-        self.not_in_future(&e, now, limit)?;
+        self.not_in_future(e, now, limit)?;
         if !self.reference.localities.contains(&e.locality_code) {
             return Err(Rejection::field(
                 Reason::UnknownLocality,
@@ -298,7 +318,7 @@ impl Validator {
                 ),
             ));
         }
-        Ok(e)
+        Ok(())
     }
 }
 
@@ -315,7 +335,7 @@ impl Validator {
             .as_deref()
             .and_then(|n| services.service_named(n))
         {
-            e.procedure_code = s.id.clone();
+            set(&mut e.procedure_code, &s.id);
         }
     }
 
@@ -435,8 +455,19 @@ fn rejected(text: &str, shape: Shape, rejection: Rejection) -> Box<Rejected> {
     })
 }
 
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
+/// `to` set to `text`, in the room it already has.
+fn set(to: &mut String, text: &str) {
+    to.clear();
+    to.push_str(text);
+}
+
+/// An optional field set to `text`, in the room it already has.
+fn set_optional(to: &mut Option<String>, text: Option<Cow<'_, str>>) {
+    match (to.as_mut(), text) {
+        (Some(room), Some(t)) => set(room, &t),
+        (None, Some(t)) => *to = Some(t.into_owned()),
+        (_, None) => *to = None,
+    }
 }
 
 fn redact(m: &Map<String, Value>, keep: &[&str]) -> Map<String, Value> {

@@ -508,7 +508,36 @@ proptest! {
         let raw = serde_json::to_vec(&v).unwrap();
         let text = std::str::from_utf8(&raw).unwrap();
         let fast = validator().parse_record(&raw, now());
-        let slow = validator().parse_value(text, raw.len(), now());
+        let mut e = DossierEvent::empty();
+        let slow = validator().parse_value(text, raw.len(), now(), &mut e).map(|()| e);
         prop_assert_eq!(fast, slow);
+    }
+
+    /// Records parsed one after the other into the same event (what a batch reader does)
+    /// give what each gives parsed alone: nothing of one is left in the next.
+    #[test]
+    fn an_event_parsed_into_again_keeps_nothing_of_the_last(
+        records in prop::collection::vec(
+            prop::collection::vec(
+                (prop::sample::select(
+                    CANONICAL_FIELDS.iter().chain(dvcqg::MAPPED_FIELDS.iter()).copied()
+                        .collect::<Vec<_>>()),
+                 arb_field_value()),
+                0..12),
+            1..6),
+        start in prop::sample::select(vec![base(), dvcqg()]),
+    ) {
+        let v = validator();
+        let mut reused = DossierEvent::empty();
+        for fields in records {
+            let mut record = start.clone();
+            for (k, x) in fields {
+                record[k] = x;
+            }
+            let text = serde_json::to_string(&record).unwrap();
+            let alone = v.parse_text(&text, now());
+            let again = v.parse_text_into(&text, now(), &mut reused).map(|()| reused.clone());
+            prop_assert_eq!(alone, again);
+        }
     }
 }
