@@ -201,11 +201,18 @@ impl Records {
             .map(|&(index, start, end)| (index, &self.bytes[start..end]))
     }
 
-    /// `(index, record)`, in order, when every byte held is UTF-8: one check of the whole
-    /// buffer instead of one per record. Records are trimmed of ASCII white space only, so
-    /// each starts and ends on a character boundary.
+    /// `(index, record)`, in order, when every byte held is UTF-8 and every record starts
+    /// and ends on a character boundary (lines always do: they are cut at line breaks and
+    /// trimmed of ASCII white space only): one check of the whole buffer instead of one
+    /// per record.
     pub fn texts(&self) -> Option<impl Iterator<Item = (usize, &str)>> {
         let text = std::str::from_utf8(&self.bytes).ok()?;
+        let whole = |&(_, start, end): &(usize, usize, usize)| {
+            text.is_char_boundary(start) && text.is_char_boundary(end)
+        };
+        if !self.spans.iter().all(whole) {
+            return None;
+        }
         Some(
             self.spans
                 .iter()
@@ -431,6 +438,26 @@ fn csv_row_to_json(headers: &csv::ByteRecord, row: &csv::ByteRecord) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines of a UTF-8 block come out as text, each trimmed; a block with invalid bytes,
+    /// or records cut inside a character, give none (their records are then checked one
+    /// by one).
+    #[test]
+    fn texts_are_whole_records_of_a_utf8_buffer() {
+        let lines = Records::from_lines(" {\"a\":\"Hồ sơ\"} \n\n{}\r\n".as_bytes().to_vec(), 7);
+        let texts: Vec<(usize, &str)> = lines.texts().expect("UTF-8").collect();
+        assert_eq!(texts, vec![(7, "{\"a\":\"Hồ sơ\"}"), (9, "{}")]);
+        let bad = Records::from_lines(b"{}\n{\"a\":\"\xff\"}\n".to_vec(), 0);
+        assert!(bad.texts().is_none());
+        // "ồ" is three bytes: cut after its first, each record alone is not UTF-8, though
+        // the buffer is.
+        let mut cut = Records::default();
+        let (head, tail) = "ồ".as_bytes().split_at(1);
+        cut.push(0, head);
+        cut.push(1, tail);
+        assert!(std::str::from_utf8(&cut.bytes).is_ok());
+        assert!(cut.texts().is_none());
+    }
 
     fn records(path: &Path) -> Vec<(usize, Vec<u8>)> {
         let opts = ImportOptions {
