@@ -6,7 +6,7 @@
 
 use crate::changes::{BucketDeltas, Change, Revision};
 use crate::error::WindowError;
-use crate::state::{Applied, BucketCounts, BucketKey, FastMap, Key, PartitionState};
+use crate::state::{Applied, BucketCounts, BucketKey, FastMap, Key, Outcome, PartitionState};
 use datafusion::arrow::array::RecordBatch;
 
 /// The offsets each table holds for a partition: every version before it is there.
@@ -50,6 +50,25 @@ impl Outbox {
         dossier_id: &str,
         applied: &Applied,
     ) {
+        let deltas = match applied.new {
+            Some(new) if matches!(applied.outcome, Outcome::Applied { .. }) => {
+                BucketDeltas::of(applied.old.as_ref(), Some(&new))
+            }
+            _ => BucketDeltas::default(),
+        };
+        self.record_netted(committed, (offset, at_ms), dossier_id, applied, &deltas);
+    }
+
+    /// [`Outbox::record`] with the bucket deltas the version added, as
+    /// [`PartitionState::apply_keyed`](crate::PartitionState::apply_keyed) returned them.
+    pub fn record_netted(
+        &mut self,
+        committed: &Committed,
+        (offset, at_ms): (i64, i64),
+        dossier_id: &str,
+        applied: &Applied,
+        deltas: &BucketDeltas,
+    ) {
         let (Some(change), Some(new)) = (Change::of(applied.outcome), applied.new) else {
             return;
         };
@@ -67,7 +86,7 @@ impl Outbox {
             return;
         }
         if offset >= committed.contributions {
-            BucketDeltas::of(applied.old.as_ref(), Some(&new)).add_to(&mut self.contributions);
+            deltas.add_to(&mut self.contributions);
         }
         if offset >= committed.state {
             self.state.insert(applied.key, offset);
@@ -97,13 +116,21 @@ impl Outbox {
     /// Encodes and empties the outbox.
     pub fn take(&mut self, s: &PartitionState, partition: i32) -> Result<Batches, WindowError> {
         // Buckets whose deltas net to zero were removed as they did.
-        let contributions = std::mem::take(&mut self.contributions);
-        let keys: Vec<(Key, i64)> = self.state.drain().collect();
-        let changes = std::mem::take(&mut self.changes);
-        Ok(Batches {
-            changes: s.changes_batch(partition, &changes)?,
-            contributions: s.contributions_batch(&contributions),
+        let keys: Vec<(Key, i64)> = self.state.iter().map(|(k, o)| (*k, *o)).collect();
+        let batches = Batches {
+            changes: s.changes_batch(partition, &self.changes)?,
+            contributions: s.contributions_batch(&self.contributions),
             state: s.state_batch(partition, &keys)?,
-        })
+        };
+        // Emptied, keeping room for as much output as this commit had (the next is
+        // likely alike; a burst's room goes at the next, smaller commit).
+        let sizes = (self.changes.len(), self.contributions.len(), keys.len());
+        self.changes.clear();
+        self.changes.shrink_to(sizes.0);
+        self.contributions.clear();
+        self.contributions.shrink_to(sizes.1);
+        self.state.clear();
+        self.state.shrink_to(sizes.2);
+        Ok(batches)
     }
 }

@@ -11,11 +11,11 @@ use crate::error::WindowError;
 use crate::fact::{Days, day_date};
 use crate::state::{Entry, Key, Names, PartitionState};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Array, Int16Array, Int32Array,
-    Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Array, Int32Array, Int64Array,
+    PrimitiveBuilder, RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Field, Int16Type, Int32Type, Int64Type, Schema, SchemaRef,
+    ArrowPrimitiveType, DataType, Field, Int16Type, Int32Type, Int64Type, Schema, SchemaRef,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -90,47 +90,57 @@ enum Absent {
     Tombstone,
 }
 
-/// The entry columns of `es`, in [`entry_fields`] order.
+/// The entry columns of `es`, in [`entry_fields`] order: built straight into Arrow
+/// buffers, names copied from the interners (no value allocated per row).
 fn entry_columns(names: &Names, es: &[Option<&Entry>], absent: Absent) -> Vec<ArrayRef> {
     let fill = absent == Absent::Tombstone;
-    fn col<T: Default, A: From<Vec<Option<T>>> + Array + 'static>(
+    fn col<T: ArrowPrimitiveType>(
         es: &[Option<&Entry>],
         fill: bool,
-        f: impl Fn(&Entry) -> T,
+        f: impl Fn(&Entry) -> T::Native,
     ) -> ArrayRef {
-        let v = es.iter().map(|e| match e {
-            Some(e) => Some(f(e)),
-            None => fill.then(T::default),
-        });
-        Arc::new(A::from(v.collect::<Vec<_>>()))
+        let mut b = PrimitiveBuilder::<T>::with_capacity(es.len());
+        for e in es {
+            match e {
+                Some(e) => b.append_value(f(e)),
+                None if fill => b.append_value(T::Native::default()),
+                None => b.append_null(),
+            }
+        }
+        Arc::new(b.finish())
     }
-    let text = |f: &dyn Fn(&Entry) -> Option<String>, blank: bool| -> ArrayRef {
-        Arc::new(StringArray::from(
-            es.iter()
-                .map(|e| match e {
-                    Some(e) => f(e),
-                    None => (fill && blank).then(String::new),
-                })
-                .collect::<Vec<_>>(),
-        ))
-    };
+    fn text<'n>(
+        es: &[Option<&Entry>],
+        blank: bool,
+        f: impl Fn(&Entry) -> Option<&'n str>,
+    ) -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(es.len(), es.len() * 8);
+        for e in es {
+            match e {
+                Some(e) => b.append_option(f(e)),
+                None if blank => b.append_value(""),
+                None => b.append_null(),
+            }
+        }
+        Arc::new(b.finish())
+    }
     let mut on_time = BooleanBuilder::with_capacity(es.len());
     for e in es {
         on_time.append_option(e.map(|e| e.days.on_time).or(fill.then_some(false)));
     }
     vec![
-        col::<i64, Int64Array>(es, fill, |e| e.updated_us),
-        col::<i64, Int64Array>(es, fill, |e| e.content as i64),
-        col::<i16, Int16Array>(es, fill, |e| e.status as i16),
-        col::<i16, Int16Array>(es, fill, |e| e.days.channel as i16),
+        col::<Int64Type>(es, fill, |e| e.updated_us),
+        col::<Int64Type>(es, fill, |e| e.content as i64),
+        col::<Int16Type>(es, fill, |e| e.status as i16),
+        col::<Int16Type>(es, fill, |e| e.days.channel as i16),
         Arc::new(on_time.finish()),
-        col::<i32, Int32Array>(es, fill, |e| e.days.received),
-        col::<i32, Int32Array>(es, fill, |e| e.days.finished),
-        col::<i32, Int32Array>(es, fill, |e| e.days.closed),
-        col::<i32, Int32Array>(es, fill, |e| e.days.due),
-        text(&|e| Some(names.of(e).0.to_string()), true),
-        text(&|e| Some(names.of(e).1.to_string()), true),
-        text(&|e| names.of(e).2.map(str::to_string), false),
+        col::<Int32Type>(es, fill, |e| e.days.received),
+        col::<Int32Type>(es, fill, |e| e.days.finished),
+        col::<Int32Type>(es, fill, |e| e.days.closed),
+        col::<Int32Type>(es, fill, |e| e.days.due),
+        text(es, fill, |e| Some(names.of(e).0)),
+        text(es, fill, |e| Some(names.of(e).1)),
+        text(es, false, |e| names.of(e).2),
     ]
 }
 
@@ -285,13 +295,11 @@ impl PartitionState {
         partition: i32,
         revisions: &[Revision],
     ) -> Result<RecordBatch, WindowError> {
-        let ict_day = |ms: i64| {
-            let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default();
-            crate::fact::ict_day(&t.fixed_offset())
-        };
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Date32Array::from_iter_values(
-                revisions.iter().map(|r| ict_day(r.at_ms)),
+                revisions
+                    .iter()
+                    .map(|r| crate::fact::ict_day_us(r.at_ms.saturating_mul(1000))),
             )),
             Arc::new(Int32Array::from(vec![partition; revisions.len()])),
             Arc::new(Int64Array::from_iter_values(

@@ -237,13 +237,31 @@ impl PartitionState {
         horizon_days: i32,
     ) -> Applied {
         let key = dossier_key(&e.dossier_id);
-        let (outcome, old, new) = self.apply_entry(key, e, content, today, horizon_days);
-        Applied {
+        self.apply_keyed(key, e, content, today, horizon_days).0
+    }
+
+    /// [`PartitionState::apply_full`] with the dossier's key already computed
+    /// ([`dossier_key`] of its id; a caller may compute it on another thread), and the
+    /// bucket deltas the version added (none unless applied), for the caller to reuse.
+    pub fn apply_keyed(
+        &mut self,
+        key: Key,
+        e: &DossierEvent,
+        content: u64,
+        today: i32,
+        horizon_days: i32,
+    ) -> (Applied, BucketDeltas) {
+        debug_assert_eq!(key, dossier_key(&e.dossier_id));
+        let mut deltas = BucketDeltas::default();
+        let (outcome, old, new) =
+            self.apply_entry(key, e, content, today, horizon_days, &mut deltas);
+        let applied = Applied {
             key,
             outcome,
             old,
             new,
-        }
+        };
+        (applied, deltas)
     }
 
     fn apply_entry(
@@ -253,6 +271,7 @@ impl PartitionState {
         content: u64,
         today: i32,
         horizon_days: i32,
+        deltas: &mut BucketDeltas,
     ) -> (Outcome, Option<Entry>, Option<Entry>) {
         let days = Days::of(e);
         let day = days.map_or_else(|| ict_day(&e.updated_at), |d| d.received);
@@ -270,7 +289,8 @@ impl PartitionState {
                 return (Outcome::Stale, Some(old), Some(entry));
             }
         }
-        self.contribute(old.as_ref(), Some(&entry));
+        *deltas = BucketDeltas::of(old.as_ref(), Some(&entry));
+        deltas.add_to(&mut self.buckets);
         let group = self
             .names
             .group((entry.procedure, entry.locality, entry.agency));

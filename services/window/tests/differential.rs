@@ -317,3 +317,63 @@ proptest! {
         prop_assert_eq!(back.buckets_batch(), once.buckets_batch());
     }
 }
+
+/// `state` rows ordered by key (their order is a hash map's, which its capacity decides;
+/// a key appears once per commit).
+fn by_key(b: &datafusion::arrow::array::RecordBatch) -> datafusion::arrow::array::RecordBatch {
+    use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+    let by = |i: usize| SortColumn {
+        values: b.column(i).clone(),
+        options: None,
+    };
+    let order = lexsort_to_indices(&[by(1), by(2)], None).unwrap();
+    take_record_batch(b, &order).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// The worker's path (the key computed beforehand, the bucket deltas computed once
+    /// for the state and the outbox) emits what the plain path does, commit after commit;
+    /// and an outbox taken once and fed again emits exactly what a fresh one would.
+    #[test]
+    fn keyed_apply_and_a_reused_outbox_emit_what_the_plain_path_does(events in stream(), cut in 0..130usize) {
+        use dvc_pulse_window::dossier_key;
+        use dvc_pulse_window::outbox::{Committed, Outbox};
+        let today = day_number(base() + Duration::days(120));
+        let content = |e: &DossierEvent| content_hash(&e.to_canonical_json());
+        let cut = cut.min(events.len());
+        let c = Committed::default();
+        let (mut plain, mut keyed) = (PartitionState::default(), PartitionState::default());
+        let (mut plain_out, mut keyed_out, mut fresh) = (Outbox::default(), Outbox::default(), Outbox::default());
+        let mut taken = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if i == cut {
+                taken.push((plain_out.take(&plain, 0).unwrap(), keyed_out.take(&keyed, 0).unwrap()));
+            }
+            let a = plain.apply_full(e, content(e), today, 400);
+            plain_out.record(&c, i as i64, i as i64, &e.dossier_id, &a);
+            let key = dossier_key(&e.dossier_id);
+            let (b, deltas) = keyed.apply_keyed(key, e, content(e), today, 400);
+            prop_assert_eq!(a, b);
+            keyed_out.record_netted(&c, (i as i64, i as i64), &e.dossier_id, &b, &deltas);
+            if i >= cut {
+                fresh.record(&c, i as i64, i as i64, &e.dossier_id, &a);
+            }
+        }
+        for _ in 0..1 + usize::from(cut == events.len()) {
+            taken.push((plain_out.take(&plain, 0).unwrap(), keyed_out.take(&keyed, 0).unwrap()));
+        }
+        prop_assert_eq!(plain.buckets_batch(), keyed.buckets_batch());
+        for (p, k) in &taken {
+            prop_assert_eq!(&p.changes, &k.changes);
+            prop_assert_eq!(&p.contributions, &k.contributions);
+            prop_assert_eq!(by_key(&p.state), by_key(&k.state));
+        }
+        // After a take, nothing of the earlier versions is left to emit again.
+        let fresh = fresh.take(&keyed, 0).unwrap();
+        let (_, after_cut) = taken.last().unwrap();
+        prop_assert_eq!(&after_cut.changes, &fresh.changes);
+        prop_assert_eq!(&after_cut.contributions, &fresh.contributions);
+        prop_assert_eq!(by_key(&after_cut.state), by_key(&fresh.state));
+    }
+}

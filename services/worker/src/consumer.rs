@@ -20,6 +20,7 @@ use dvc_pulse_model::{DossierEvent, Reason};
 use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use dvc_pulse_window::Outcome;
 use dvc_pulse_window::outbox::Committed;
+use dvc_pulse_window::state::Key;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{
@@ -500,8 +501,8 @@ fn apply(
     // Only dead letters need it; built on that rare path.
     let origin = || format!("{}/{p}@{off}", worker.topic);
     match decoded {
-        Ok((event, content)) => {
-            if let Some(letter) = fold(worker, o, &event, content, (off, at_ms), tally) {
+        Ok((event, content, key)) => {
+            if let Some(letter) = fold(worker, o, (&event, content, key), (off, at_ms), tally) {
                 pending.push(dead_letter(
                     Reason::BeyondHorizon,
                     &letter,
@@ -615,8 +616,7 @@ fn advance_clock(worker: &Worker, o: &mut Owned, off: i64, at_ms: i64) {
 fn fold(
     worker: &Worker,
     o: &mut Owned,
-    event: &DossierEvent,
-    content: u64,
+    (event, content, key): (&DossierEvent, u64, Key),
     (off, at_ms): (i64, i64),
     tally: &mut Tally,
 ) -> Option<String> {
@@ -624,11 +624,12 @@ fn fold(
     // decides the horizon exactly as the first pass did.
     let today = o.state.today().expect("the clock has a timestamp");
     worker.note_procedure(&event.procedure_code, event.procedure_name.as_deref());
-    let applied = o
-        .state
-        .apply_full(event, content, today, worker.cfg.horizon_days);
+    let (applied, deltas) =
+        o.state
+            .apply_keyed(key, event, content, today, worker.cfg.horizon_days);
+    let id = &event.dossier_id;
     o.outbox
-        .record(&o.committed, off, at_ms, &event.dossier_id, &applied);
+        .record_netted(&o.committed, (off, at_ms), id, &applied, &deltas);
     match applied.outcome {
         Outcome::Applied {
             replaced,

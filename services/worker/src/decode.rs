@@ -5,7 +5,8 @@
 use crate::error::WorkerError;
 use dvc_pulse_model::DossierEvent;
 use dvc_pulse_model::parse::decode_event;
-use dvc_pulse_window::content_hash;
+use dvc_pulse_window::state::Key;
+use dvc_pulse_window::{content_hash, dossier_key};
 use futures::FutureExt;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -40,8 +41,10 @@ pub(crate) struct Read {
     span: std::ops::Range<usize>,
 }
 
-/// A payload decoded, with its content hash; or why it is not an event.
-pub(crate) type Decoded = Result<(DossierEvent, u64), serde_json::Error>;
+/// A payload decoded, with its content hash and its dossier's key (both hashes of what
+/// the message alone holds, computed here rather than on the loop's thread); or why it
+/// is not an event.
+pub(crate) type Decoded = Result<(DossierEvent, u64, Key), serde_json::Error>;
 
 impl Batch {
     pub fn push(&mut self, m: &BorrowedMessage<'_>) {
@@ -71,12 +74,15 @@ impl Batch {
         self.msgs.iter().map(|r| (r, &self.bytes[r.span.clone()]))
     }
 
-    /// Every payload decoded and content-hashed, in order, on up to `lanes` threads.
+    /// Every payload decoded, content-hashed and keyed, in order, on up to `lanes` threads.
     fn decode(&self, lanes: usize) -> Vec<Decoded> {
         let mut reads: Vec<&Read> = self.msgs.iter().collect();
         on_lanes(&mut reads, lanes, PARALLEL_FROM, |r| {
             let payload = &self.bytes[r.span.clone()];
-            decode_event(payload).map(|e| (e, content_hash(payload)))
+            decode_event(payload).map(|e| {
+                let key = dossier_key(&e.dossier_id);
+                (e, content_hash(payload), key)
+            })
         })
     }
 }
