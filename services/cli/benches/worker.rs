@@ -1,7 +1,8 @@
 //! Worker figures, release build, printed (never asserted):
 //! - throughput: Kafka → updated buckets, next to consume-only ceilings read from the same
 //!   broker and messages in the same run: kcat (aim ≥ 85% of it) and an in-process
-//!   consumer that only touches each payload;
+//!   consumer that only touches each payload; with the CPU time each of this process's
+//!   threads ran, and waited for a CPU while runnable, per message (by thread name);
 //! - freshness: gateway ack → visible in `GET /v1/windows`, p50/p99 (aim p99 < 1 s);
 //! - bytes of state per live dossier, by capacity (the state bench measures RSS; aim ≤ 48);
 //! - `snapshot --input` time on a 1M-line export, next to reading and validating alone.
@@ -71,14 +72,20 @@ async fn throughput() {
     // message to the end of every partition), and a consumer in this process with the
     // worker's settings that only touches each payload, timed from its assignment (no
     // group: the mock cluster's join takes seconds and would count for nothing here).
-    let kcat = kcat_rate(
-        &f.config.kafka.bootstrap_servers,
-        &f.config.topics.events,
-        n,
-    );
+    // kcat's best of two runs: on this VM one run in four or five reads at half speed,
+    // and a ceiling measured low would flatter the worker.
+    let kcat = (0..2)
+        .map(|_| {
+            kcat_rate(
+                &f.config.kafka.bootstrap_servers,
+                &f.config.topics.events,
+                n,
+            )
+        })
+        .fold(0.0, f64::max);
     let ceiling = consume_rate(&f, n);
     println!("throughput ({n} messages, {PARTITIONS} partitions)");
-    println!("  kcat, consume only                      {kcat:>10.0} events/s");
+    println!("  kcat, consume only (best of two)        {kcat:>10.0} events/s");
     println!("  in-process consumer, consume only       {ceiling:>10.0} events/s");
     // The same messages again, each time into a fresh store: at the fixture's 200 ms
     // commit interval (the freshness setting) and at the default 5 s.
@@ -87,13 +94,14 @@ async fn throughput() {
         f.config.worker.commit_interval = interval;
         // A group of its own: the previous run's committed offsets are not this store's.
         f.config.worker.group_id = format!("bench-{}", interval.as_millis());
-        let worker = worker_rate(&f, n).await;
+        let (worker, cpu) = worker_rate(&f, n).await;
         println!(
             "  worker, commits every {:>5}            {worker:>10.0} events/s   {:.0}% of kcat (aim ≥ 85%), {:.0}% of the in-process consumer",
             format!("{interval:?}"),
             worker * 100.0 / kcat,
             worker * 100.0 / ceiling
         );
+        println!("    CPU per message, by thread: {}", cpu.per_message(n));
     }
 }
 
@@ -129,20 +137,83 @@ fn consume_rate(f: &Fixture, n: u64) -> f64 {
 
 /// Messages per second a worker (into a fresh store) applies, from the group's
 /// assignment (its partitions are loaded, and fetched, inside the measure) until it has
-/// consumed all `n`. The group join before it (seconds on the mock cluster) is left out.
-async fn worker_rate(f: &Fixture, n: u64) -> f64 {
+/// consumed all `n`, with the CPU time this process's threads spent meanwhile. The group
+/// join before it (seconds on the mock cluster) is left out.
+async fn worker_rate(f: &Fixture, n: u64) -> (f64, CpuByName) {
     let dir = tempfile::tempdir().unwrap();
     let w = f.worker(dir.path(), None).await;
     while w.worker.assigned_partitions().is_empty() {
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    let started = Instant::now();
+    let (started, before) = (Instant::now(), ThreadCpu::now());
     while w.worker.metrics.consumed.get() < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    let cpu = ThreadCpu::now().since(&before);
     w.stop().await.unwrap();
-    rate
+    (rate, cpu)
+}
+
+/// Per thread of this process (by name and id): nanoseconds run on a CPU, and spent
+/// runnable but waiting for one (Linux's `/proc/self/task/*/schedstat`).
+#[derive(Default)]
+struct ThreadCpu(std::collections::BTreeMap<(String, u64), [u64; 2]>);
+
+impl ThreadCpu {
+    fn now() -> ThreadCpu {
+        let mut all = ThreadCpu::default();
+        for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
+            let dir = task.unwrap().path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let tid = dir.file_name().unwrap().to_string_lossy().parse();
+            let stat = read("schedstat");
+            let mut ns = stat.split(' ').map(|n| n.parse::<u64>());
+            if let (Ok(tid), Some(Ok(run)), Some(Ok(wait))) = (tid, ns.next(), ns.next()) {
+                all.0
+                    .insert((read("comm").trim().to_string(), tid), [run, wait]);
+            }
+        }
+        all
+    }
+
+    /// The time since `before`, by thread name (threads started since count whole).
+    fn since(&self, before: &ThreadCpu) -> CpuByName {
+        let mut by_name = CpuByName::default();
+        for (key, now) in &self.0 {
+            let was = before.0.get(key).copied().unwrap_or_default();
+            let sum = by_name.0.entry(key.0.clone()).or_default();
+            for i in 0..2 {
+                sum[i] += now[i].saturating_sub(was[i]);
+            }
+        }
+        by_name
+    }
+}
+
+/// Nanoseconds run and waited for a CPU, by thread name.
+#[derive(Default)]
+struct CpuByName(std::collections::BTreeMap<String, [u64; 2]>);
+
+impl CpuByName {
+    /// "name run µs (+waited µs), …; total run µs" per message; the busiest threads
+    /// first, those under 1% of the total left out of the list (not of the total).
+    fn per_message(&self, n: u64) -> String {
+        let total: u64 = self.0.values().map(|t| t[0]).sum();
+        let mut v: Vec<(&String, [u64; 2])> = self.0.iter().map(|(k, t)| (k, *t)).collect();
+        v.retain(|(_, t)| t[0] * 100 >= total);
+        v.sort_by(|a, b| b.1[0].cmp(&a.1[0]));
+        let us = |ns: u64| ns as f64 / 1000.0 / n as f64;
+        let parts: Vec<String> = v
+            .iter()
+            .map(|(k, t)| format!("{k} {:.2} (+{:.2})", us(t[0]), us(t[1])))
+            .collect();
+        format!(
+            "{} µs run (+waited for a CPU); total run {:.2} µs",
+            parts.join(", "),
+            us(total)
+        )
+    }
 }
 
 /// Messages per second kcat reads `topic` at, from its first message to the end of
