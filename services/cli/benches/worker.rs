@@ -177,7 +177,9 @@ impl ThreadCpu {
         all
     }
 
-    /// The time since `before`, by thread name (threads started since count whole).
+    /// The time since `before`, by thread name. Threads started since count whole;
+    /// threads that ended meanwhile (a commit's short-lived encoding lanes) are missing,
+    /// so the total is a floor.
     fn since(&self, before: &ThreadCpu) -> CpuByName {
         let mut by_name = CpuByName::default();
         for (key, now) in &self.0 {
