@@ -252,44 +252,44 @@ impl PartitionState {
         horizon_days: i32,
     ) -> (Applied, BucketDeltas) {
         debug_assert_eq!(key, dossier_key(&e.dossier_id));
-        let mut deltas = BucketDeltas::default();
-        let (outcome, old, new) =
-            self.apply_entry(key, e, content, today, horizon_days, &mut deltas);
-        let applied = Applied {
-            key,
-            outcome,
-            old,
-            new,
+        let done = |outcome, old, new, deltas| {
+            (
+                Applied {
+                    key,
+                    outcome,
+                    old,
+                    new,
+                },
+                deltas,
+            )
         };
-        (applied, deltas)
-    }
-
-    fn apply_entry(
-        &mut self,
-        key: Key,
-        e: &DossierEvent,
-        content: u64,
-        today: i32,
-        horizon_days: i32,
-        deltas: &mut BucketDeltas,
-    ) -> (Outcome, Option<Entry>, Option<Entry>) {
         let days = Days::of(e);
         let day = days.map_or_else(|| ict_day(&e.updated_at), |d| d.received);
         let old = self.entry(&key);
         if old.is_none() && day < today.saturating_sub(horizon_days) {
-            return (Outcome::BeyondHorizon { day }, None, None);
+            return done(
+                Outcome::BeyondHorizon { day },
+                None,
+                None,
+                Default::default(),
+            );
         }
         let entry = self.entry_of(e, content, days);
         if let Some(old) = old {
             if entry.content == old.content {
-                return (Outcome::Duplicate, Some(old), Some(entry));
+                return done(
+                    Outcome::Duplicate,
+                    Some(old),
+                    Some(entry),
+                    Default::default(),
+                );
             }
             // Equal `updated_at` and status: the later version (higher offset) wins.
             if (entry.updated_us, entry.status) < (old.updated_us, old.status) {
-                return (Outcome::Stale, Some(old), Some(entry));
+                return done(Outcome::Stale, Some(old), Some(entry), Default::default());
             }
         }
-        *deltas = BucketDeltas::of(old.as_ref(), Some(&entry));
+        let deltas = BucketDeltas::of(old.as_ref(), Some(&entry));
         deltas.add_to(&mut self.buckets);
         let group = self
             .names
@@ -301,7 +301,7 @@ impl PartitionState {
             replaced: old.is_some(),
             lateness_days: (today - day).max(0),
         };
-        (outcome, old, Some(entry))
+        done(outcome, old, Some(entry), deltas)
     }
 
     fn entry_of(&mut self, e: &DossierEvent, content: u64, days: Option<Days>) -> Entry {
