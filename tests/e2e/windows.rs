@@ -438,6 +438,36 @@ async fn futures_join(addr: std::net::SocketAddr, queries: &[String]) -> Vec<Val
     out
 }
 
+/// A worker loads its partitions when the group assigns them, not at its next message
+/// or commit tick: their windows are served, and a burst of backlog meets a loaded state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_partitions_are_loaded_before_any_message() {
+    let mut f = Fixture::new(4);
+    f.config.worker.commit_interval = Duration::from_secs(600);
+    let dir = tempfile::tempdir().unwrap();
+    let w = f.worker(dir.path(), None).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && w.worker.assigned_partitions().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let assigned = w.worker.assigned_partitions();
+    assert_eq!(
+        assigned,
+        vec![0, 1, 2, 3],
+        "the only worker gets every partition"
+    );
+    let loaded = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < loaded && w.worker.owned_partitions().len() < assigned.len() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut owned = w.worker.owned_partitions();
+    owned.sort_unstable();
+    assert_eq!(owned, assigned, "loaded with no message and no commit tick");
+    assert_eq!(w.worker.metrics.partitions_owned.get(), 4);
+    assert_eq!(w.worker.metrics.consumed.get(), 0, "the topic is empty");
+    w.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_one_killed_one_added_windows_stay_exact() {
     use dvc_pulse_devkit::fixture::{canonical_stream, counts_only, oracle, produce};

@@ -37,6 +37,8 @@ use tokio::sync::watch;
 struct Ctx {
     revoked: mpsc::Sender<Vec<i32>>,
     assigned: mpsc::Sender<Vec<i32>>,
+    /// Wakes the consume loop to take in a rebalance at once.
+    rebalance: Arc<tokio::sync::Notify>,
     metrics: Metrics,
     topic: String,
     worker: Arc<Worker>,
@@ -66,6 +68,7 @@ impl ConsumerContext for Ctx {
                 assigned.remove(p);
             }
             let _ = self.revoked.send(ps);
+            self.rebalance.notify_one();
         }
     }
 
@@ -76,6 +79,7 @@ impl ConsumerContext for Ctx {
             assigned.extend(ps.iter().copied());
             tracing::info!(partitions = ?*assigned, "assigned");
             let _ = self.assigned.send(ps);
+            self.rebalance.notify_one();
         }
     }
 }
@@ -175,9 +179,11 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let (tx, revoked) = mpsc::channel();
     let (atx, assigned) = mpsc::channel();
+    let rebalance = Arc::new(tokio::sync::Notify::new());
     let ctx = Ctx {
         revoked: tx,
         assigned: atx,
+        rebalance: rebalance.clone(),
         metrics: worker.metrics.clone(),
         topic: worker.topic.clone(),
         worker: worker.clone(),
@@ -214,6 +220,12 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            // Partitions are loaded as soon as they are assigned, while librdkafka
+            // fetches their committed offsets and first messages.
+            _ = rebalance.notified() => {
+                let (gone, new) = decisions(&revoked, &assigned);
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+            }
             landed = flight.landing(), if flight.busy() => {
                 flight.land(&worker, &consumer, landed)?;
                 if since >= worker.cfg.commit_every_events {

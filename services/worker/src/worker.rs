@@ -269,7 +269,7 @@ impl Worker {
         }
     }
 
-    /// The partitions whose state is loaded here (assigned and seen since).
+    /// The partitions whose state is loaded here (loaded when assigned).
     pub fn owned_partitions(&self) -> Vec<i32> {
         self.owned
             .lock()
