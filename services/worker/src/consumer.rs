@@ -21,6 +21,7 @@ use dvc_pulse_store::{CommitMeta, PartitionCommit};
 use dvc_pulse_window::Outcome;
 use dvc_pulse_window::outbox::Committed;
 use dvc_pulse_window::state::Key;
+use futures::StreamExt;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{
@@ -210,6 +211,9 @@ pub async fn run(
     let mut sought = Sought::default();
     let mut since = 0u64;
     let mut flight = Flight::default();
+    // One stream for the loop's life: a message taken through `recv` would register and
+    // unregister a waker (two locks) each time.
+    let mut messages = consumer.stream();
     let mut ticker = tokio::time::interval(worker.cfg.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %worker.id, group = %worker.cfg.group_id, partitions = worker.partitions(), "consuming");
@@ -241,15 +245,20 @@ pub async fn run(
                     flight.start(&worker, &metadata, &sink, &mut pending).await?;
                 }
             }
-            m = consumer.recv(), if decoder.has_room() => match m {
-                Ok(msg) => {
+            m = messages.next(), if decoder.has_room() => match m {
+                Some(Ok(msg)) => {
                     let mut batch = decoder.batch();
                     batch.push(&msg);
                     drop(msg);
-                    batch.fill(&consumer);
+                    batch.fill(&mut messages);
                     decoder.submit(batch)?;
                 }
-                Err(e) => tracing::warn!(error = %e, "consume"),
+                Some(Err(e)) => tracing::warn!(error = %e, "consume"),
+                // rdkafka's stream never ends; were it to, the loop must not spin.
+                None => return Err(WorkerError::Task {
+                    task: "consume",
+                    detail: "the consumer's message stream ended".into(),
+                }),
             },
             done = decoder.next(), if decoder.busy() => {
                 let (batch, decoded) = done?;

@@ -7,8 +7,9 @@ use dvc_pulse_model::DossierEvent;
 use dvc_pulse_model::parse::decode_event;
 use dvc_pulse_window::state::Key;
 use dvc_pulse_window::{content_hash, dossier_key};
-use futures::FutureExt;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::stream_consumer::MessageStream;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use std::sync::mpsc;
 use tokio::sync::mpsc as async_mpsc;
@@ -60,12 +61,12 @@ impl Batch {
     }
 
     /// Adds the messages already waiting in the consumer's queue, up to [`MAX_BATCH`].
-    pub fn fill<C: ConsumerContext + 'static>(&mut self, consumer: &StreamConsumer<C>) {
+    pub fn fill<C: ConsumerContext + 'static>(&mut self, messages: &mut MessageStream<'_, C>) {
         while self.msgs.len() < MAX_BATCH {
-            match consumer.recv().now_or_never() {
-                Some(Ok(m)) => self.push(&m),
-                Some(Err(e)) => tracing::warn!(error = %e, "consume"),
-                None => return,
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => self.push(&m),
+                Some(Some(Err(e))) => tracing::warn!(error = %e, "consume"),
+                _ => return,
             }
         }
     }
