@@ -12,7 +12,6 @@
 //!   day is on or before D.
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
-use dvc_pulse_model::event::ict;
 use dvc_pulse_model::{Channel, DossierEvent, Status};
 
 /// Marks an absent day.
@@ -28,9 +27,10 @@ pub fn day_date(n: i32) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(n as i64)
 }
 
-/// The ICT calendar day (Date32) of an instant.
+/// The ICT calendar day (Date32) of an instant, by arithmetic on its microseconds (every
+/// instant chrono holds fits them); the same day as converting it to ICT with chrono.
 pub fn ict_day(t: &DateTime<FixedOffset>) -> i32 {
-    day_number(t.with_timezone(&ict()).date_naive())
+    ict_day_us(t.timestamp_micros())
 }
 
 /// The ICT calendar day (Date32) of an instant in microseconds since the epoch.
@@ -223,5 +223,55 @@ impl Counter {
             "overdue_open",
             "overdue_close",
         ][self as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use dvc_pulse_model::event::ict;
+    use proptest::prelude::*;
+
+    /// The ICT day as chrono gives it: the instant in ICT, its calendar date.
+    fn chrono_ict_day(t: &DateTime<FixedOffset>) -> i32 {
+        day_number(t.with_timezone(&ict()).date_naive())
+    }
+
+    proptest! {
+        #[test]
+        fn ict_day_is_chronos_ict_calendar_day(
+            secs in -8_000_000_000_000i64..8_000_000_000_000i64,
+            micros in 0u32..1_000_000,
+            offset_min in -(24 * 60 - 1)..(24 * 60),
+        ) {
+            let offset = FixedOffset::east_opt(offset_min * 60).expect("within a day");
+            if let chrono::LocalResult::Single(t) = offset.timestamp_opt(secs, micros * 1000) {
+                prop_assert_eq!(ict_day(&t), chrono_ict_day(&t));
+            }
+        }
+    }
+
+    #[test]
+    fn ict_day_at_the_edges_of_a_day_and_of_chrono() {
+        let ict = ict();
+        let at = |y, m, d, h, min| ict.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+        for t in [
+            at(2024, 6, 5, 0, 0),
+            at(2024, 6, 4, 23, 59),
+            at(1969, 12, 31, 23, 59),
+            at(1970, 1, 1, 0, 0),
+            at(1970, 1, 1, 6, 59),
+        ] {
+            assert_eq!(ict_day(&t), chrono_ict_day(&t), "{t}");
+        }
+        let day = chrono::Duration::days(1);
+        for t in [
+            DateTime::<chrono::Utc>::MIN_UTC + day,
+            DateTime::<chrono::Utc>::MAX_UTC - day,
+        ] {
+            let t = t.fixed_offset();
+            assert_eq!(ict_day(&t), chrono_ict_day(&t), "{t}");
+        }
     }
 }
