@@ -227,8 +227,7 @@ pub async fn run(
             // Partitions are loaded as soon as they are assigned, while librdkafka
             // fetches their committed offsets and first messages.
             _ = rebalance.notified() => {
-                let (gone, new) = decisions(&revoked, &assigned);
-                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
             }
             landed = flight.landing(), if flight.busy() => {
                 flight.land(&worker, &consumer, landed)?;
@@ -238,8 +237,7 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                let (gone, new) = decisions(&revoked, &assigned);
-                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
                 if !flight.busy() {
                     since = 0;
                     flight.start(&worker, &metadata, &sink, &mut pending).await?;
@@ -262,8 +260,7 @@ pub async fn run(
             },
             done = decoder.next(), if decoder.busy() => {
                 let (batch, decoded) = done?;
-                let (gone, new) = decisions(&revoked, &assigned);
-                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
+                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
                 let taken = decoder.taken();
                 since += apply_batch(&worker, &consumer, (&batch, decoded), &mut sought, taken, &mut pending).await?;
                 decoder.recycle(batch);
@@ -295,16 +292,17 @@ fn decisions(
     )
 }
 
-/// Takes in the group's latest decisions: revoked partitions are dropped (after the
-/// commit in flight lands, so their committed offsets are current for the fence
-/// check), newly assigned ones loaded.
+/// Takes in the group's decisions since the last look (`heard`: the revoked and
+/// assigned channels): revoked partitions are dropped (after the commit in flight
+/// lands, so their committed offsets are current for the fence check), newly assigned
+/// ones loaded.
 async fn rebalanced(
     worker: &Worker,
     consumer: &Arc<StreamConsumer<Ctx>>,
     flight: &mut Flight,
-    gone: Vec<i32>,
-    new: Vec<i32>,
+    heard: (&mpsc::Receiver<Vec<i32>>, &mpsc::Receiver<Vec<i32>>),
 ) -> Result<(), WorkerError> {
+    let (gone, new) = decisions(heard.0, heard.1);
     if !gone.is_empty() {
         flight.settle(worker, consumer).await?;
         drop_revoked(worker, gone).await?;
