@@ -227,7 +227,8 @@ pub async fn run(
             // Partitions are loaded as soon as they are assigned, while librdkafka
             // fetches their committed offsets and first messages.
             _ = rebalance.notified() => {
-                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
+                let (gone, new) = decisions(&revoked, &assigned);
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
             }
             landed = flight.landing(), if flight.busy() => {
                 flight.land(&worker, &consumer, landed)?;
@@ -237,7 +238,8 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
+                let (gone, new) = decisions(&revoked, &assigned);
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                 if !flight.busy() {
                     since = 0;
                     flight.start(&worker, &metadata, &sink, &mut pending).await?;
@@ -260,7 +262,8 @@ pub async fn run(
             },
             done = decoder.next(), if decoder.busy() => {
                 let (batch, decoded) = done?;
-                rebalanced(&worker, &consumer, &mut flight, (&revoked, &assigned)).await?;
+                let (gone, new) = decisions(&revoked, &assigned);
+                rebalanced(&worker, &consumer, &mut flight, gone, new).await?;
                 let taken = decoder.taken();
                 since += apply_batch(&worker, &consumer, (&batch, decoded), &mut sought, taken, &mut pending).await?;
                 decoder.recycle(batch);
@@ -292,17 +295,16 @@ fn decisions(
     )
 }
 
-/// Takes in the group's decisions since the last look (`heard`: the revoked and
-/// assigned channels): revoked partitions are dropped (after the commit in flight
-/// lands, so their committed offsets are current for the fence check), newly assigned
-/// ones loaded.
+/// Takes in the group's latest decisions: revoked partitions are dropped (after the
+/// commit in flight lands, so their committed offsets are current for the fence
+/// check), newly assigned ones loaded.
 async fn rebalanced(
     worker: &Worker,
     consumer: &Arc<StreamConsumer<Ctx>>,
     flight: &mut Flight,
-    heard: (&mpsc::Receiver<Vec<i32>>, &mpsc::Receiver<Vec<i32>>),
+    gone: Vec<i32>,
+    new: Vec<i32>,
 ) -> Result<(), WorkerError> {
-    let (gone, new) = decisions(heard.0, heard.1);
     if !gone.is_empty() {
         flight.settle(worker, consumer).await?;
         drop_revoked(worker, gone).await?;
