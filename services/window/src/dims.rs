@@ -13,11 +13,12 @@ use std::sync::Arc;
 /// The three dimension batches, built once from the reference data.
 #[derive(Debug, Clone)]
 pub struct Dims {
-    /// `places`: one row per locality code.
+    /// `places`: one row per locality code (codes deduplicated).
     pub places: RecordBatch,
     /// `ancestry`: (code, ancestor) pairs; a filter on `ancestor` selects `code`.
     pub ancestry: RecordBatch,
-    /// `services`: one row per procedure code or id of the catalogue.
+    /// `services`: one row per procedure code or id of the catalogue (the catalogue
+    /// refuses a code twice).
     pub services: RecordBatch,
 }
 
@@ -165,4 +166,23 @@ fn services_batch(reference: &Reference) -> RecordBatch {
         )),
     ];
     RecordBatch::try_new(Arc::new(schema), columns).expect("services columns match")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::AsArray;
+
+    /// The window SQL leaves out a join no grouping key reads: that changes no count
+    /// only while every code has one row.
+    #[test]
+    fn every_code_has_one_row() {
+        let dims = Dims::new(&Reference::embedded());
+        for (table, batch) in [("places", &dims.places), ("services", &dims.services)] {
+            let codes = batch.column(0).as_string::<i32>();
+            let distinct: std::collections::HashSet<_> = codes.iter().collect();
+            assert!(batch.num_rows() > 30, "{table} has rows");
+            assert_eq!(distinct.len(), batch.num_rows(), "{table}: a code twice");
+        }
+    }
 }

@@ -366,24 +366,46 @@ fn key_columns(q: &WindowQuery) -> Vec<KeyColumn> {
     keys
 }
 
-/// The `f` CTE: facts joined to places and services, locality-filtered.
+/// The dimension tables a grouping key reads: (`places`, `services`).
+fn dimensions(k: GroupKey) -> (bool, bool) {
+    match k {
+        GroupKey::Procedure | GroupKey::Agency => (false, false),
+        GroupKey::Service => (false, true),
+        GroupKey::Locality
+        | GroupKey::Commune
+        | GroupKey::District
+        | GroupKey::Province
+        | GroupKey::ProvinceLegacy => (true, false),
+    }
+}
+
+/// The `f` CTE: facts joined to the dimension tables the grouping reads, and
+/// locality-filtered. A dimension table holds one row per code (a test holds it to
+/// that), so a join no key reads changes no count: it is left out, and a window by
+/// procedure reads the facts alone.
 fn keyed_cte(q: &WindowQuery) -> String {
     let filter = q.locality.as_ref().map_or(String::new(), |code| {
         format!(
-            "WHERE facts.locality_code IN (SELECT anc_code FROM ancestry WHERE ancestor = '{}')",
+            " WHERE facts.locality_code IN (SELECT anc_code FROM ancestry WHERE ancestor = '{}')",
             code.replace('\'', "''")
         )
     });
-    format!(
-        "f AS (SELECT facts.*, p.*, s.*, \
+    let places = q.group_by.iter().any(|k| dimensions(*k).0);
+    let services = q.group_by.iter().any(|k| dimensions(*k).1);
+    let (mut columns, mut joins) = (String::from("facts.*"), String::new());
+    if places {
+        columns += ", p.*, COALESCE(p.locality_name, facts.locality_code) AS locality_name_any";
+        joins += " LEFT JOIN places p ON facts.locality_code = p.place_code";
+    }
+    if services {
+        columns += ", s.*, \
            COALESCE(s.catalogue_id, facts.procedure_code) AS service_id, \
            COALESCE(s.catalogue_name, facts.procedure_code) AS service_name, \
            COALESCE(s.catalogue_short_name, facts.procedure_code) AS service_short_name, \
-           s.catalogue_id IS NOT NULL AS essential, \
-           COALESCE(p.locality_name, facts.locality_code) AS locality_name_any \
-         FROM facts LEFT JOIN places p ON facts.locality_code = p.place_code \
-         LEFT JOIN services s ON facts.procedure_code = s.svc_code {filter})"
-    )
+           s.catalogue_id IS NOT NULL AS essential";
+        joins += " LEFT JOIN services s ON facts.procedure_code = s.svc_code";
+    }
+    format!("f AS (SELECT {columns} FROM facts{joins}{filter})")
 }
 
 /// The window's DataFrame: grouped, measured, rows without dossiers dropped, ordered.
