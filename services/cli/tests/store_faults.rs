@@ -14,14 +14,13 @@ use serde_json::Value;
 use std::path::Path;
 mod common;
 
-use common::{SESSION_6S, free_port, get, spawn_worker, tail, wait_exit};
+use common::{SESSION_6S, get, spawn_worker, tail, wait_exit};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn spawn(f: &Fixture, port: u16, store: &Path, log: &Path) -> Child {
+fn spawn(f: &Fixture, store: &Path, log: &Path) -> (Child, u16) {
     spawn_worker(
         f,
-        port,
         store,
         log,
         SESSION_6S,
@@ -96,8 +95,7 @@ fn a_zombie_worker_is_fenced_and_exits_non_zero() {
         &f.config.topics.events,
         first,
     );
-    let (pa, pb) = (free_port(), free_port());
-    let mut a = spawn(&f, pa, &store, &log);
+    let (mut a, pa) = spawn(&f, &store, &log);
     let q = query(today);
     let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
     assert_eq!(
@@ -108,7 +106,7 @@ fn a_zombie_worker_is_fenced_and_exits_non_zero() {
     );
     // Freeze A past its session; B takes every partition and commits the rest.
     signal(&a, "STOP");
-    let mut b = spawn(&f, pb, &store, &log);
+    let (mut b, pb) = spawn(&f, &store, &log);
     produce(
         &f.config.kafka.bootstrap_servers,
         &f.config.topics.events,
@@ -145,13 +143,12 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
     let (first, second) = all.split_at(all.len() / 2);
     let dir = tempfile::tempdir().unwrap();
     let (store, log) = (dir.path().join("store"), dir.path().join("worker.log"));
-    let port = free_port();
     produce(
         &f.config.kafka.bootstrap_servers,
         &f.config.topics.events,
         first,
     );
-    let mut w = spawn(&f, port, &store, &log);
+    let (mut w, port) = spawn(&f, &store, &log);
     let q = query(today);
     let expected_first = counts_only(&serde_json::to_value(oracle(first, &q)).unwrap());
     assert_eq!(
@@ -193,7 +190,7 @@ fn an_unwritable_store_fails_fast_and_recovers_exactly() {
     // Writable again: a restarted worker gets every window exact.
     std::fs::remove_file(&store).unwrap();
     std::fs::rename(&aside, &store).unwrap();
-    let mut w = spawn(&f, port, &store, &log);
+    let (mut w, port) = spawn(&f, &store, &log);
     let expected = counts_only(&serde_json::to_value(oracle(&all, &q)).unwrap());
     let got = wait_exact(port, &q, &expected, 120);
     w.kill().unwrap();
@@ -230,7 +227,6 @@ fn ten_restarts_and_a_vacuum_leave_no_files_behind() {
     let all = messages(45);
     let dir = tempfile::tempdir().unwrap();
     let (store, log) = (dir.path().join("store"), dir.path().join("worker.log"));
-    let port = free_port();
     let q = query(today);
     let chunk = all.len().div_ceil(10);
     let mut after_one = 0;
@@ -241,7 +237,7 @@ fn ten_restarts_and_a_vacuum_leave_no_files_behind() {
             &f.config.topics.events,
             &all[i * chunk..upto],
         );
-        let mut w = spawn(&f, port, &store, &log);
+        let (mut w, port) = spawn(&f, &store, &log);
         let expected = counts_only(&serde_json::to_value(oracle(&all[..upto], &q)).unwrap());
         let got = wait_exact(port, &q, &expected, 120);
         signal(&w, "TERM");
@@ -278,7 +274,7 @@ fn ten_restarts_and_a_vacuum_leave_no_files_behind() {
         String::from_utf8_lossy(&out.stdout)
     );
     // Nothing the windows need went with them.
-    let mut w = spawn(&f, port, &store, &log);
+    let (mut w, port) = spawn(&f, &store, &log);
     let expected = counts_only(&serde_json::to_value(oracle(&all, &q)).unwrap());
     let got = wait_exact(port, &q, &expected, 120);
     w.kill().unwrap();

@@ -1,5 +1,7 @@
-//! `dvc-pulse worker` processes SIGKILLed at random moments while consuming 200k messages:
-//! after recovery, the windows equal the batch computation over the same messages.
+//! `dvc-pulse worker` processes SIGKILLed at random moments while consuming 200k messages
+//! (each one some time after the group assigned it the partitions: while it loads them,
+//! consumes or commits): after recovery, the windows equal the batch computation over the
+//! same messages.
 
 use chrono::{Duration as Days, Utc};
 use dvc_pulse_devkit::fixture::{Fixture, canonical_stream, counts_only, oracle, produce};
@@ -8,17 +10,17 @@ use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 mod common;
 
-use common::{FAST_GROUP, free_port, get, spawn_worker};
+use common::{FAST_GROUP, get, spawn_worker};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn spawn(f: &Fixture, port: u16, store: &std::path::Path, log: &std::path::Path) -> Child {
+fn spawn(f: &Fixture, store: &std::path::Path, log: &std::path::Path) -> (Child, u16) {
     // Dead members must leave the group quickly, or a restarted worker waits for them: a
     // member killed mid-rebalance is only dropped after the rebalance timeout, which is
-    // max.poll.interval.ms (5 minutes by default).
+    // max.poll.interval.ms (5 minutes by default). The session is as short as the embedded
+    // broker allows (see FAST_GROUP).
     spawn_worker(
         f,
-        port,
         store,
         log,
         FAST_GROUP,
@@ -29,13 +31,46 @@ fn spawn(f: &Fixture, port: u16, store: &std::path::Path, log: &std::path::Path)
     )
 }
 
-/// Deterministic pauses between 1 s and 4 s (xorshift; no clock, no entropy).
+/// The log's last lines, but for the partition loads (24 a start).
+fn log_tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<_> = text
+        .lines()
+        .filter(|l| !l.contains("partition loaded"))
+        .collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// How many times the group assigned partitions to a worker of the log.
+fn assignments(log: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("consumer: assigned"))
+        .count()
+}
+
+/// Waits until the group assigns the worker its partitions (an assignment after the
+/// first `seen`).
+fn wait_assigned(child: &mut Child, log: &std::path::Path, seen: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while assignments(log) <= seen {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none() && Instant::now() < deadline,
+            "no assignment in 90 s (exited: {exited:?}):\n{}",
+            log_tail(log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Deterministic pauses between 0.2 s and 3.2 s (xorshift; no clock, no entropy).
 fn pauses(mut x: u64) -> impl Iterator<Item = Duration> {
     std::iter::repeat_with(move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        Duration::from_millis(1000 + x % 3000)
+        Duration::from_millis(200 + x % 3000)
     })
 }
 
@@ -61,7 +96,6 @@ fn sigkilled_worker_recovers_exact_windows() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (ckpt, log) = (dir.path().join("ckpt"), dir.path().join("worker.log"));
-    let port = free_port();
     let chunks: Vec<_> = messages.chunks(20_000).collect();
     let mut kills = 0;
     for (chunk, pause) in chunks.iter().zip(pauses(0x5eed)) {
@@ -70,15 +104,20 @@ fn sigkilled_worker_recovers_exact_windows() {
             &f.config.topics.events,
             chunk,
         );
-        let mut child = spawn(&f, port, &ckpt, &log);
+        let seen = assignments(&log);
+        let (mut child, _) = spawn(&f, &ckpt, &log);
+        wait_assigned(&mut child, &log, seen);
         std::thread::sleep(pause);
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         kills += 1;
     }
     assert_eq!(kills, 10);
+    // The killed workers committed part of the stream: recovery resumes from the store.
+    let before: i64 = committed(&f, &ckpt).iter().map(|c| c.contributions).sum();
+    assert!(before > 0, "the killed workers committed nothing");
     // Recovery: a last worker catches up from the store.
-    let mut child = spawn(&f, port, &ckpt, &log);
+    let (mut child, port) = spawn(&f, &ckpt, &log);
     let queries = [
         WindowQuery {
             from: today - Days::days(44),
@@ -112,8 +151,8 @@ fn sigkilled_worker_recovers_exact_windows() {
         )
     };
     let deadline = Instant::now() + Duration::from_secs(180);
-    let mut last = Vec::new();
-    while Instant::now() < deadline {
+    let mut last = vec![None; queries.len()];
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
         last = queries
             .iter()
             .map(|q| get(&url(q)).map(|(_, v)| counts_only(&v)))
@@ -128,38 +167,52 @@ fn sigkilled_worker_recovers_exact_windows() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let health = get(&format!("http://127.0.0.1:{port}/healthz"));
+    let exited = child.try_wait().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    for (i, (a, b)) in last.iter().zip(&expected).enumerate() {
-        if a.as_ref() != Some(b) {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<_> = tail.lines().rev().take(20).collect();
-            panic!(
-                "query {i} after recovery differs\nworker: {a:?}\nexpected: {b}\nlog tail: {tail:#?}"
-            );
-        }
-    }
+    let differ: Vec<String> = last
+        .iter()
+        .zip(&expected)
+        .enumerate()
+        .filter(|(_, (a, b))| a.as_ref() != Some(b))
+        .map(|(i, (a, b))| {
+            let got = a.as_ref().map(|v| &v["totals"]);
+            format!("query {i}: worker totals {got:?}, expected {}", b["totals"])
+        })
+        .collect();
+    // The summary comes first: a CI log keeps the start of a long message.
+    assert!(
+        differ.is_empty(),
+        "after recovery (worker exited: {exited:?}):\n{}\nworker log:\n{}\nanswers: {last:?}",
+        differ.join("\n"),
+        log_tail(&log)
+    );
     assert!(expected[0]["totals"]["total"].as_i64().unwrap() > 50_000);
     assert!(health.is_some());
     // Progress survived the kills: the store holds every partition up to its end, in all
     // three tables.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt
-        .block_on(dvc_pulse_store::Store::open(
-            dvc_pulse_store::StoreOptions {
-                query_memory: None,
-                url: ckpt.display().to_string(),
-                history_days: 92,
-                app_prefix: format!("{}/{}", f.config.worker.group_id, f.config.topics.events),
-            },
-        ))
-        .unwrap();
     let mut total = 0;
-    for p in 0..24 {
-        let c = rt.block_on(store.committed(p)).unwrap();
+    for (p, c) in committed(&f, &ckpt).into_iter().enumerate() {
         assert!(c.state > 0, "partition {p}: {c:?}");
         assert_eq!(c.changes, c.contributions, "partition {p}: {c:?}");
         total += c.contributions;
     }
     assert!(total >= 200_000, "{total} offsets committed");
+}
+
+/// What the store holds for each of the 24 partitions.
+fn committed(f: &Fixture, store: &std::path::Path) -> Vec<dvc_pulse_window::outbox::Committed> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt
+        .block_on(dvc_pulse_store::Store::open(
+            dvc_pulse_store::StoreOptions {
+                query_memory: None,
+                url: store.display().to_string(),
+                history_days: 92,
+                app_prefix: format!("{}/{}", f.config.worker.group_id, f.config.topics.events),
+            },
+        ))
+        .unwrap();
+    rt.block_on(store.committed_all(&(0..24).collect::<Vec<_>>()))
+        .unwrap()
 }

@@ -8,26 +8,34 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Consumer-group settings under which dead members leave the group quickly.
-pub const FAST_GROUP: &str = "[kafka.properties]\n\"session.timeout.ms\" = \"1500\"\n\"heartbeat.interval.ms\" = \"250\"\n\"max.poll.interval.ms\" = \"3000\"\n";
+/// Consumer-group settings under which dead members leave the group quickly. Not under
+/// 4 s: the embedded broker (librdkafka's mock) answers the first join of an empty group
+/// after its `group.initial.rebalance.delay.ms` (3 s, fixed), and expires a member that
+/// waits for that answer once its session runs out. With a session of 3 s or less,
+/// nobody can join a group its dead members have left: seen with 1.5 s, a recovered
+/// worker retried its join every 6 s for minutes.
+pub const FAST_GROUP: &str = "[kafka.properties]\n\"session.timeout.ms\" = \"4000\"\n\"heartbeat.interval.ms\" = \"400\"\n\"max.poll.interval.ms\" = \"6000\"\n";
 
 /// Settings with a 6 s session: a paused member is dropped after it.
 pub const SESSION_6S: &str = "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n\"max.poll.interval.ms\" = \"10000\"\n";
 
 /// Starts `dvc-pulse worker` on the fixture's topics and group, with its store at
-/// `store`, group settings `group_toml`, extra `DVC_PULSE__…` variables, stderr to `log`.
+/// `store`, group settings `group_toml`, extra `DVC_PULSE__…` variables, stderr to `log`;
+/// returns it once its API listens, with the port. The kernel picks the port as the
+/// worker binds it: a port picked beforehand and released could be taken by another
+/// test's broker or client before the worker (or its restart) binds it.
 pub fn spawn_worker(
     f: &Fixture,
-    port: u16,
     store: &Path,
     log: &Path,
     group_toml: &str,
     env: &[(&str, &str)],
-) -> Child {
+) -> (Child, u16) {
     let c = &f.config;
     let config = store.with_extension("toml");
     std::fs::write(&config, group_toml).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
+    let before = listening_ports(log).len();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dvc-pulse"))
         .arg("--config")
         .arg(&config)
         .arg("worker")
@@ -38,7 +46,7 @@ pub fn spawn_worker(
         .env("DVC_PULSE__TOPICS__EVENTS", &c.topics.events)
         .env("DVC_PULSE__TOPICS__DEAD_LETTER", &c.topics.dead_letter)
         .env("DVC_PULSE__WORKER__GROUP_ID", &c.worker.group_id)
-        .env("DVC_PULSE__WORKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("DVC_PULSE__WORKER__LISTEN", "127.0.0.1:0")
         .env("DVC_PULSE__WORKER__STORE_URL", store)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -50,16 +58,37 @@ pub fn spawn_worker(
                 .unwrap(),
         )
         .spawn()
-        .expect("worker starts")
+        .expect("worker starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(&port) = listening_ports(log).get(before) {
+            return (child, port);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the worker exited ({status}) before listening:\n{}",
+                tail(log)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker does not listen after 60 s:\n{}",
+            tail(log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
-/// A free port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The ports of the "worker API listening" lines of a log, in order.
+fn listening_ports(log: &Path) -> Vec<u16> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("worker API listening"))
+        .filter_map(|l| {
+            let addr = l.split_whitespace().find_map(|w| w.strip_prefix("addr="))?;
+            addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+        })
+        .collect()
 }
 
 /// GET a JSON answer: status and body, `None` when nothing answers.
