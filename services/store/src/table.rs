@@ -103,40 +103,22 @@ impl Table {
         config: &HashMap<String, Option<String>>,
         runtime: Arc<RuntimeEnv>,
     ) -> Result<Table, StoreError> {
-        let e = StoreError::delta(spec.name);
-        let mut table = location
-            .builder()
-            .map_err(StoreError::delta(spec.name))?
-            .build()
-            .map_err(StoreError::delta(spec.name))?;
-        match table.load().await {
+        let e = || StoreError::delta(spec.name);
+        let mut table = location.builder().map_err(e())?.build().map_err(e())?;
+        // Listed first: loading an absent table makes the Delta kernel log an ERROR
+        // ("No files in log segment") on every first start.
+        let exists = table.verify_deltatable_existence().await.map_err(e())?;
+        let loaded = if exists {
+            table.load().await
+        } else {
+            Err(DeltaTableError::NotATable(spec.name.into()))
+        };
+        match loaded {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
-                use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
-                let schema = StructType::try_from_arrow(spec.schema.as_ref())
-                    .map_err(|e| StoreError::delta(spec.name)(e.into()))?;
-                let created = table
-                    .create()
-                    .with_table_name(spec.name)
-                    .with_columns(schema.fields().cloned())
-                    .with_partition_columns(spec.partition_by.iter().copied())
-                    .with_configuration(config.clone())
-                    .await;
-                table = match created {
-                    Ok(t) => t,
-                    // Another worker created it first.
-                    Err(_) => {
-                        let mut t = location
-                            .builder()
-                            .map_err(StoreError::delta(spec.name))?
-                            .build()
-                            .map_err(StoreError::delta(spec.name))?;
-                        t.load().await.map_err(StoreError::delta(spec.name))?;
-                        t
-                    }
-                };
+                table = create(table, &location, spec, config).await?
             }
-            Err(other) => return Err(e(other)),
+            Err(other) => return Err(e()(other)),
         }
         Ok(Table {
             name: spec.name,
@@ -361,5 +343,33 @@ fn is_conflict(e: &DeltaTableError) -> bool {
                 | TransactionError::MaxCommitAttempts(_)
         ),
         _ => false,
+    }
+}
+
+/// Creates the absent table `spec` at `location` (`table` is its unloaded handle); when
+/// another worker created it first, loads theirs.
+async fn create(
+    table: DeltaTable,
+    location: &Location,
+    spec: &Spec,
+    config: &HashMap<String, Option<String>>,
+) -> Result<DeltaTable, StoreError> {
+    use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+    let e = || StoreError::delta(spec.name);
+    let schema = StructType::try_from_arrow(spec.schema.as_ref()).map_err(|x| e()(x.into()))?;
+    let created = table
+        .create()
+        .with_table_name(spec.name)
+        .with_columns(schema.fields().cloned())
+        .with_partition_columns(spec.partition_by.iter().copied())
+        .with_configuration(config.clone())
+        .await;
+    match created {
+        Ok(t) => Ok(t),
+        Err(_) => {
+            let mut t = location.builder().map_err(e())?.build().map_err(e())?;
+            t.load().await.map_err(e())?;
+            Ok(t)
+        }
     }
 }
