@@ -10,7 +10,7 @@ use dvc_pulse_window::{GroupKey, WindowQuery};
 use serde_json::Value;
 mod common;
 
-use common::{FAST_GROUP, get, spawn_worker};
+use common::{FAST_GROUP, get, lines_with, spawn_worker};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -43,10 +43,7 @@ fn log_tail(log: &std::path::Path) -> String {
 
 /// How many times the group assigned partitions to a worker of the log.
 fn assignments(log: &std::path::Path) -> usize {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .filter(|l| l.contains("consumer: assigned"))
-        .count()
+    lines_with(log, "consumer: assigned").len()
 }
 
 /// Waits until the group assigns the worker its partitions (an assignment after the

@@ -79,11 +79,19 @@ pub fn spawn_worker(
     }
 }
 
-/// The ports of the "worker API listening" lines of a log, in order.
-fn listening_ports(log: &Path) -> Vec<u16> {
+/// The lines of a log that contain `needle`, in order.
+pub fn lines_with(log: &Path, needle: &str) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
-        .filter(|l| l.contains("worker API listening"))
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The ports of the "worker API listening" lines of a log, in order.
+fn listening_ports(log: &Path) -> Vec<u16> {
+    lines_with(log, "worker API listening")
+        .iter()
         .filter_map(|l| {
             let addr = l.split_whitespace().find_map(|w| w.strip_prefix("addr="))?;
             addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
