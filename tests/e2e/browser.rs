@@ -31,24 +31,28 @@ impl Drop for Driver {
 
 impl Driver {
     async fn start(downloads: &Path) -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver) must be installed: tests/run installs it");
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let spawn = |port: u16| {
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver (Debian package chromium-driver) must be installed: tests/run installs it")
+        };
+        // Ready when its status says so (another server on the port would not).
+        let ready = |port: u16| {
+            let status = http.get(format!("http://127.0.0.1:{port}/status")).send();
+            async move {
+                let Ok(r) = status.await else { return false };
+                r.json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true)
+            }
+        };
+        let (child, port) =
+            spawn_on_free_port("chromedriver", spawn, ready, Duration::from_secs(20)).await;
+        let base = format!("http://127.0.0.1:{port}");
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {

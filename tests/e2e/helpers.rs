@@ -114,3 +114,76 @@ pub async fn import_lines(f: &Fixture, dir: &std::path::Path, lines: &[Vec<u8>])
         .await
         .unwrap();
 }
+
+/// A program started on a port just found free, once `ready(port)` says that it (and not
+/// some other process) answers there. The kernel may hand a port out again as soon as
+/// the probe that found it free lets it go, to a broker or a worker of a test running
+/// alongside: a program that exits before it is ready is started again on a new port,
+/// up to three times. `spawn(port)` starts it; `what` names it in a failure.
+pub async fn spawn_on_free_port<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut spawn: impl FnMut(u16) -> std::process::Child,
+    ready: impl Fn(u16) -> F,
+    timeout: Duration,
+) -> (std::process::Child, u16) {
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = spawn(port);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if child.try_wait().expect("the child's status").is_some() {
+                break;
+            }
+            if ready(port).await {
+                return (child, port);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not answer on port {port} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("{what} exited before answering, three times (is it installed and working?)")
+}
+
+/// A program that exits before it answers (as one whose port was taken would) is
+/// started again on a new port; the second, a real HTTP server, is the one returned.
+#[tokio::test]
+async fn a_program_that_exits_before_it_answers_is_started_again() {
+    let mut ports = Vec::new();
+    let spawn = |port: u16| {
+        ports.push(port);
+        let mut cmd =
+            std::process::Command::new(if ports.len() == 1 { "false" } else { "python3" });
+        if ports.len() > 1 {
+            cmd.args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ]);
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("false and python3")
+    };
+    let ready = |port: u16| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    let (mut child, port) =
+        spawn_on_free_port("http.server", spawn, ready, Duration::from_secs(20)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the server runs");
+    assert_eq!(ports.len(), 2, "started twice: {ports:?}");
+    assert_eq!(port, ports[1]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -80,12 +80,8 @@ fn promtool_check_metrics(scrape: &str) {
     );
 }
 
-fn start_prometheus(dir: &Path, target: std::net::SocketAddr) -> (Killed, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// A Prometheus scraping `target` every second with the dvc-pulse rules, once it is ready.
+async fn start_prometheus(dir: &Path, target: std::net::SocketAddr) -> (Killed, u16) {
     let rules =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/prometheus/rules/dvc-pulse.yml");
     let config = dir.join("prometheus.yml");
@@ -98,17 +94,28 @@ fn start_prometheus(dir: &Path, target: std::net::SocketAddr) -> (Killed, u16) {
         ),
     )
     .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus must be installed (tests/run installs it)");
+    let spawn = |port: u16| {
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus must be installed (tests/run installs it)")
+    };
+    // Ready when its readiness endpoint says so (another server on the port would not).
+    let ready = |port: u16| async move {
+        let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/-/ready")).await else {
+            return false;
+        };
+        r.status().is_success() && r.text().await.is_ok_and(|t| t.contains("Prometheus"))
+    };
+    let (child, port) =
+        spawn_on_free_port("prometheus", spawn, ready, Duration::from_secs(60)).await;
     (Killed(child), port)
 }
 
@@ -169,7 +176,7 @@ async fn prometheus_scrapes_the_worker_and_sees_a_service_below_50() {
     assert!(scrape.contains("dvc_pulse_worker_consumed_messages_total"));
     promtool_check_metrics(&scrape);
 
-    let (_prom, port) = start_prometheus(dir.path(), w.addr);
+    let (_prom, port) = start_prometheus(dir.path(), w.addr).await;
     let api = format!("http://127.0.0.1:{port}/api/v1");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut alerts = Value::Null;
