@@ -75,6 +75,10 @@ impl Config {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail::expect_with takes closures that return figment's own Result"
+)]
 mod tests {
     use super::*;
 
