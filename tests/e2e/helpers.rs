@@ -152,7 +152,7 @@ pub async fn spawn_on_free_port<F: std::future::Future<Output = bool>>(
 }
 
 /// A program that exits before it answers (as one whose port was taken would) is
-/// started again on a new port; the second, a real HTTP server, is the one returned.
+/// started again on a new port; the next, a real HTTP server, is the one returned.
 #[tokio::test]
 async fn a_program_that_exits_before_it_answers_is_started_again() {
     let mut ports = Vec::new();
@@ -182,8 +182,9 @@ async fn a_program_that_exits_before_it_answers_is_started_again() {
     let (mut child, port) =
         spawn_on_free_port("http.server", spawn, ready, Duration::from_secs(20)).await;
     assert!(child.try_wait().unwrap().is_none(), "the server runs");
-    assert_eq!(ports.len(), 2, "started twice: {ports:?}");
-    assert_eq!(port, ports[1]);
+    // Twice, or three times should the server's own port be taken meanwhile.
+    assert!(ports.len() >= 2, "started again: {ports:?}");
+    assert_eq!(Some(&port), ports.last());
     child.kill().unwrap();
     child.wait().unwrap();
 }
